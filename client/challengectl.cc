@@ -1,0 +1,456 @@
+#include "client/challengectl.h"
+
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "client/challenge_client.h"
+#include "service/flags/flag_set.h"
+
+namespace scepca {
+namespace {
+
+namespace v1 = ::scep::challenge::v1;
+
+constexpr char kMainUsage[] =
+    "challengectl [--server HOST:PORT] [--json] [--deadline D] COMMAND ...\n"
+    "Issues, validates, inspects and revokes SCEP challenges.\n"
+    "\n"
+    "Commands:\n"
+    "  issue     issue a challenge for a device (prints only the challenge)\n"
+    "  validate  check a challenge (and consume it unless --dry-run)\n"
+    "  revoke    revoke by challenge id, challenge, device or user\n"
+    "  get       show one challenge by its id\n"
+    "  list      list the challenges of a device or a user\n"
+    "\n"
+    "Run 'challengectl COMMAND --help' for a command's flags.\n"
+    "Exit codes: 0 success or valid; 1 denied (not valid, or not found);\n"
+    "2 refused (usage, INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED,\n"
+    "RESOURCE_EXHAUSTED, FAILED_PRECONDITION); 3 no answer (unreachable,\n"
+    "UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL, ...).";
+
+struct Globals {
+  std::string server = "127.0.0.1:50051";
+  bool json = false;
+  absl::Duration deadline = absl::Seconds(5);
+};
+
+struct Io {
+  std::ostream& out;
+  std::ostream& err;
+};
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string json;
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.preserve_proto_field_names = false;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options)
+           .ok()) {
+    return "{}";
+  }
+  return json;
+}
+
+std::string TimeText(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return "-";
+  return google::protobuf::util::TimeUtil::ToString(t);
+}
+
+int Fail(Io io, const std::string& command, const absl::Status& status) {
+  io.err << "challengectl " << command << ": "
+         << absl::StatusCodeToString(status.code()) << ": "
+         << status.message() << "\n";
+  return ExitCodeForStatus(status);
+}
+
+int UsageError(Io io, const std::string& command, const std::string& message) {
+  io.err << "challengectl " << command << ": " << message
+         << " (see 'challengectl " << command << " --help')\n";
+  return kExitRefused;
+}
+
+// Parses a command's flags; returns -1 to continue, or an exit code.
+int ParseCommandFlags(FlagSet& flags, const std::vector<std::string>& args,
+                      Io io, const std::string& command,
+                      std::vector<std::string>* positional,
+                      size_t max_positional) {
+  absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args);
+  if (!rest.ok()) return UsageError(io, command, std::string(rest.status().message()));
+  if (flags.help_requested()) {
+    io.out << flags.Usage();
+    return kExitOk;
+  }
+  if (rest->size() > max_positional) {
+    return UsageError(io, command,
+                      absl::StrCat("unexpected argument '",
+                                   (*rest)[max_positional], "'"));
+  }
+  *positional = *std::move(rest);
+  return -1;
+}
+
+absl::StatusOr<std::unique_ptr<ChallengeClient>> Connect(const Globals& g) {
+  ClientOptions options;
+  options.target = g.server;
+  options.deadline = g.deadline;
+  return ChallengeClient::Create(options);
+}
+
+// "REASON_ALREADY_USED" -> "already_used".
+std::string EnumText(const std::string& name, absl::string_view prefix) {
+  std::string out(absl::StripPrefix(name, prefix));
+  for (char& c : out) c = static_cast<char>(std::tolower(c));
+  return out;
+}
+
+std::string ReasonText(v1::Reason reason) {
+  return EnumText(v1::Reason_Name(reason), "REASON_");
+}
+
+std::string StateText(v1::ChallengeState state) {
+  return EnumText(v1::ChallengeState_Name(state), "CHALLENGE_STATE_");
+}
+
+std::string KindText(v1::ChallengeKind kind) {
+  return kind == v1::CHALLENGE_KIND_SIGNED ? "signed" : "one-time";
+}
+
+int Issue(const Globals& g, const std::vector<std::string>& args, Io io) {
+  std::string device, user, kind = "one-time", cn, idempotency_key;
+  std::string ttl_text;
+  std::vector<std::string> dns, email, uri, labels;
+  FlagSet flags("challengectl issue --device ID [FLAGS]",
+                "Issues a challenge and prints it (only it, so that\n"
+                "C=$(challengectl issue --device X) works; --json prints the "
+                "whole response).");
+  flags.String("device", &device, "device id (required)");
+  flags.String("user", &user, "user id");
+  flags.String("kind", &kind, "one-time | signed");
+  flags.String("ttl", &ttl_text, "lifetime, e.g. 15m, 1h, 7d (server default "
+                                 "if unset)");
+  flags.String("cn", &cn, "subject CN the CSR must ask for");
+  flags.StringList("dns", &dns, "allowed DNS SAN (repeatable)");
+  flags.StringList("email", &email, "allowed e-mail SAN (repeatable)");
+  flags.StringList("uri", &uri, "allowed URI SAN (repeatable)");
+  flags.StringList("label", &labels, "KEY=VALUE returned by Validate "
+                                     "(repeatable)");
+  flags.String("idempotency-key", &idempotency_key,
+               "the same key and request return the same challenge");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "issue", &rest, 0); rc >= 0) {
+    return rc;
+  }
+  if (device.empty()) return UsageError(io, "issue", "--device is required");
+  v1::IssueChallengeRequest request;
+  request.set_device_id(device);
+  request.set_user_id(user);
+  if (kind == "one-time" || kind == "one_time") {
+    request.set_kind(v1::CHALLENGE_KIND_ONE_TIME);
+  } else if (kind == "signed") {
+    request.set_kind(v1::CHALLENGE_KIND_SIGNED);
+  } else {
+    return UsageError(io, "issue", "--kind must be one-time or signed");
+  }
+  if (!ttl_text.empty()) {
+    absl::StatusOr<absl::Duration> ttl = ParseDurationFlag(ttl_text);
+    if (!ttl.ok()) {
+      return UsageError(io, "issue",
+                        absl::StrCat("--ttl: ", ttl.status().message()));
+    }
+    const int64_t nanos = absl::ToInt64Nanoseconds(*ttl);
+    request.mutable_ttl()->set_seconds(nanos / 1'000'000'000);
+    request.mutable_ttl()->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+  }
+  request.mutable_binding()->set_common_name(cn);
+  for (const auto& v : dns) request.mutable_binding()->add_dns_names(v);
+  for (const auto& v : email) request.mutable_binding()->add_email_addresses(v);
+  for (const auto& v : uri) request.mutable_binding()->add_uris(v);
+  for (const std::string& label : labels) {
+    const size_t eq = label.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return UsageError(io, "issue",
+                        absl::StrCat("--label '", label, "' is not KEY=VALUE"));
+    }
+    (*request.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
+  }
+  request.set_idempotency_key(idempotency_key);
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(io, "issue", client.status());
+  auto response = (*client)->IssueChallenge(request);
+  if (!response.ok()) return Fail(io, "issue", response.status());
+  if (g.json) {
+    io.out << ToJson(*response) << "\n";
+  } else {
+    io.out << response->challenge() << "\n";
+  }
+  return kExitOk;
+}
+
+int Validate(const Globals& g, const std::vector<std::string>& args, Io io) {
+  std::string challenge, csr_path, transaction_id;
+  bool dry_run = false;
+  FlagSet flags("challengectl validate [--challenge C] [--csr FILE] [FLAGS]",
+                "Validates a challenge; consumes it unless --dry-run.\n"
+                "Exit code 0 if valid, 1 if not (the reason is printed).");
+  flags.String("challenge", &challenge,
+               "the challenge (default: the CSR's challengePassword)");
+  flags.String("csr", &csr_path, "PKCS#10 request file, DER or PEM");
+  flags.String("transaction-id", &transaction_id, "SCEP transactionID");
+  flags.Bool("dry-run", &dry_run, "check without consuming");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "validate", &rest, 0);
+      rc >= 0) {
+    return rc;
+  }
+  if (challenge.empty() && csr_path.empty()) {
+    return UsageError(io, "validate", "--challenge or --csr is required");
+  }
+  v1::ValidateRequest request;
+  request.set_challenge(challenge);
+  if (!csr_path.empty()) {
+    std::ifstream in(csr_path, std::ios::binary);
+    if (!in) {
+      return UsageError(io, "validate",
+                        absl::StrCat("--csr: cannot read ", csr_path));
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    request.set_csr(ss.str());
+  }
+  request.set_transaction_id(transaction_id);
+  request.set_dry_run(dry_run);
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(io, "validate", client.status());
+  auto response = (*client)->Validate(request);
+  if (!response.ok()) return Fail(io, "validate", response.status());
+  if (g.json) {
+    io.out << ToJson(*response) << "\n";
+  } else if (response->valid()) {
+    io.out << "valid: device " << response->device_id();
+    if (!response->user_id().empty()) io.out << ", user " << response->user_id();
+    io.out << ", challenge id " << response->challenge_id() << "\n";
+  } else {
+    io.out << "invalid: " << ReasonText(response->reason()) << ": "
+           << response->message() << "\n";
+  }
+  return response->valid() ? kExitOk : kExitDenied;
+}
+
+int Revoke(const Globals& g, const std::vector<std::string>& args, Io io) {
+  std::string challenge_id, challenge, device, user, reason;
+  FlagSet flags(
+      "challengectl revoke (--challenge-id ID | --challenge C | --device ID | "
+      "--user ID) [--reason TEXT]",
+      "Revokes challenges; by device or user, every challenge issued before "
+      "the\ncommand returns. Prints how many pending challenges were revoked.");
+  flags.String("challenge-id", &challenge_id, "a challenge's id");
+  flags.String("challenge", &challenge, "a challenge itself");
+  flags.String("device", &device, "every challenge of this device");
+  flags.String("user", &user, "every challenge of this user");
+  flags.String("reason", &reason, "free text recorded with the revocation");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "revoke", &rest, 0); rc >= 0) {
+    return rc;
+  }
+  v1::RevokeRequest request;
+  int selectors = 0;
+  if (flags.WasSet("challenge-id")) {
+    request.set_challenge_id(challenge_id);
+    ++selectors;
+  }
+  if (flags.WasSet("challenge")) {
+    request.set_challenge(challenge);
+    ++selectors;
+  }
+  if (flags.WasSet("device")) {
+    request.set_device_id(device);
+    ++selectors;
+  }
+  if (flags.WasSet("user")) {
+    request.set_user_id(user);
+    ++selectors;
+  }
+  if (selectors != 1) {
+    return UsageError(io, "revoke",
+                      "exactly one of --challenge-id, --challenge, --device, "
+                      "--user is required");
+  }
+  request.set_reason(reason);
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(io, "revoke", client.status());
+  auto response = (*client)->Revoke(request);
+  if (!response.ok()) return Fail(io, "revoke", response.status());
+  if (g.json) {
+    io.out << ToJson(*response) << "\n";
+  } else {
+    io.out << "revoked " << response->revoked_count() << "\n";
+  }
+  return kExitOk;
+}
+
+void PrintInfo(const v1::ChallengeInfo& info, std::ostream& out) {
+  out << "challenge_id: " << info.challenge_id() << "\n"
+      << "state:        " << StateText(info.state()) << "\n"
+      << "kind:         " << KindText(info.kind()) << "\n"
+      << "device_id:    " << info.device_id() << "\n"
+      << "user_id:      " << info.user_id() << "\n"
+      << "created_at:   " << TimeText(info.created_at()) << "\n"
+      << "expires_at:   " << TimeText(info.expires_at()) << "\n";
+  if (info.state() == v1::CHALLENGE_STATE_USED) {
+    out << "used_at:      " << TimeText(info.used_at()) << "\n"
+        << "transaction:  " << info.used_transaction_id() << "\n";
+  }
+  if (info.state() == v1::CHALLENGE_STATE_REVOKED) {
+    out << "revoked_at:   " << TimeText(info.revoked_at()) << "\n"
+        << "revoke_reason: " << info.revoke_reason() << "\n";
+  }
+  std::map<std::string, std::string> labels(info.labels().begin(),
+                                            info.labels().end());
+  for (const auto& [k, v] : labels) out << "label:        " << k << "=" << v << "\n";
+  const auto& b = info.binding();
+  if (!b.common_name().empty()) out << "bind cn:      " << b.common_name() << "\n";
+  for (const auto& v : b.dns_names()) out << "bind dns:     " << v << "\n";
+  for (const auto& v : b.email_addresses()) out << "bind email:   " << v << "\n";
+  for (const auto& v : b.uris()) out << "bind uri:     " << v << "\n";
+}
+
+int Get(const Globals& g, const std::vector<std::string>& args, Io io) {
+  FlagSet flags("challengectl get CHALLENGE_ID",
+                "Shows what the authority knows of a challenge (never the "
+                "secret).");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "get", &rest, 1); rc >= 0) {
+    return rc;
+  }
+  if (rest.size() != 1) return UsageError(io, "get", "CHALLENGE_ID is required");
+  v1::GetChallengeRequest request;
+  request.set_challenge_id(rest[0]);
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(io, "get", client.status());
+  auto response = (*client)->GetChallenge(request);
+  if (!response.ok()) return Fail(io, "get", response.status());
+  if (g.json) {
+    io.out << ToJson(*response) << "\n";
+  } else {
+    PrintInfo(*response, io.out);
+  }
+  return kExitOk;
+}
+
+int List(const Globals& g, const std::vector<std::string>& args, Io io) {
+  std::string device, user;
+  int page_size = 100;
+  FlagSet flags("challengectl list (--device ID | --user ID)",
+                "Lists a device's or user's challenges (all pages).");
+  flags.String("device", &device, "device id");
+  flags.String("user", &user, "user id");
+  flags.Int("page-size", &page_size, "challenges fetched per call");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "list", &rest, 0); rc >= 0) {
+    return rc;
+  }
+  if (device.empty() == user.empty()) {
+    return UsageError(io, "list", "exactly one of --device and --user is "
+                                  "required");
+  }
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(io, "list", client.status());
+  v1::ListChallengesResponse all;
+  v1::ListChallengesRequest request;
+  request.set_device_id(device);
+  request.set_user_id(user);
+  request.set_page_size(page_size);
+  do {
+    auto page = (*client)->ListChallenges(request);
+    if (!page.ok()) return Fail(io, "list", page.status());
+    for (const auto& c : page->challenges()) *all.add_challenges() = c;
+    request.set_page_token(page->next_page_token());
+  } while (!request.page_token().empty());
+  if (g.json) {
+    io.out << ToJson(all) << "\n";
+    return kExitOk;
+  }
+  io.out << absl::StrFormat("%-32s  %-8s  %-8s  %-20s  %s\n", "CHALLENGE_ID",
+                            "STATE", "KIND", "EXPIRES_AT", "USER");
+  for (const auto& c : all.challenges()) {
+    io.out << absl::StrFormat("%-32s  %-8s  %-8s  %-20s  %s\n",
+                              c.challenge_id(), StateText(c.state()),
+                              KindText(c.kind()), TimeText(c.expires_at()),
+                              c.user_id());
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+int ExitCodeForStatus(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return kExitOk;
+    case absl::StatusCode::kNotFound:
+      return kExitDenied;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kOutOfRange:
+    case absl::StatusCode::kUnimplemented:
+      return kExitRefused;
+    default:
+      return kExitNoAnswer;
+  }
+}
+
+int RunChallengectl(const std::vector<std::string>& args, std::ostream& out,
+                    std::ostream& err) {
+  Io io{out, err};
+  Globals g;
+  if (const char* env = std::getenv("CHALLENGECTL_SERVER"); env != nullptr) {
+    g.server = env;
+  }
+  FlagSet flags("", kMainUsage);
+  flags.String("server", &g.server,
+               "authority address HOST:PORT (or $CHALLENGECTL_SERVER)");
+  flags.Bool("json", &g.json, "print responses as JSON (protobuf mapping)");
+  flags.Duration("deadline", &g.deadline, "deadline of each call");
+  absl::StatusOr<std::vector<std::string>> rest =
+      flags.Parse(args, /*stop_at_positional=*/true);
+  if (!rest.ok()) {
+    err << "challengectl: " << rest.status().message() << "\n";
+    return kExitRefused;
+  }
+  if (flags.help_requested() || rest->empty()) {
+    (rest->empty() && !flags.help_requested() ? err : out) << flags.Usage();
+    return flags.help_requested() ? kExitOk : kExitRefused;
+  }
+  const std::string command = (*rest)[0];
+  const std::vector<std::string> command_args(rest->begin() + 1, rest->end());
+  static const auto* const kCommands =
+      new std::map<std::string,
+                   std::function<int(const Globals&,
+                                     const std::vector<std::string>&, Io)>>{
+          {"issue", Issue},   {"validate", Validate}, {"revoke", Revoke},
+          {"get", Get},       {"list", List}};
+  auto it = kCommands->find(command);
+  if (it == kCommands->end()) {
+    err << "challengectl: unknown command '" << command
+        << "' (see challengectl --help)\n";
+    return kExitRefused;
+  }
+  return it->second(g, command_args, io);
+}
+
+}  // namespace scepca

@@ -1,0 +1,155 @@
+// File: challenge_authority.h
+// The authority's logic, independent of transport: issue, validate, revoke,
+// inspect and list challenges on top of a ChallengeStore.
+#ifndef SCEPCA_SERVICE_CORE_CHALLENGE_AUTHORITY_H_
+#define SCEPCA_SERVICE_CORE_CHALLENGE_AUTHORITY_H_
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/optional.h"
+#include "service/core/challenge_record.h"
+#include "service/core/challenge_store.h"
+#include "service/core/clock.h"
+
+namespace scepca {
+
+struct AuthorityOptions {
+  // Lifetime of a challenge issued without a ttl.
+  absl::Duration default_ttl = absl::Minutes(60);
+  // Longest lifetime a caller may ask for.
+  absl::Duration max_ttl = absl::Hours(24 * 30);
+  // How long a record is kept after it expires, so that Validate can answer
+  // "expired" (and tombstones "already used"/"revoked") instead of
+  // "not found".
+  absl::Duration expired_retention = absl::Hours(1);
+
+  // Returns kInvalidArgument if the options are inconsistent.
+  absl::Status Check() const;
+};
+
+struct IssueRequest {
+  std::string device_id;
+  std::string user_id;
+  ChallengeKind kind = ChallengeKind::kOneTime;
+  absl::optional<absl::Duration> ttl;  // Unset: the default.
+  IdentityBinding binding;
+  std::map<std::string, std::string> labels;
+  std::string idempotency_key;
+};
+
+struct IssueResult {
+  std::string challenge;
+  std::string challenge_id;
+  ChallengeKind kind = ChallengeKind::kOneTime;
+  absl::Time expires_at;
+  bool idempotent_replay = false;
+};
+
+struct ValidateRequest {
+  std::string challenge;
+  std::string csr;  // DER or PEM PKCS#10; may be empty.
+  std::string transaction_id;
+  bool dry_run = false;
+};
+
+// Stable reasons, in step with scep.challenge.v1.Reason.
+enum class Reason {
+  kValid = 1,
+  kNotFound = 2,
+  kExpired = 3,
+  kAlreadyUsed = 4,
+  kRevoked = 5,
+  kIdentityMismatch = 6,
+  kBadSignature = 7,
+  kMalformed = 8,
+  kCsrInvalid = 9,
+  kChallengeMismatch = 10,
+  kCsrRequired = 11,
+};
+
+// Returns a stable lower_snake_case name ("already_used") for logs.
+absl::string_view ReasonName(Reason reason);
+
+struct Verdict {
+  bool valid = false;
+  Reason reason = Reason::kNotFound;
+  std::string message;  // For humans; never contains the challenge.
+  // The record, when the challenge was recognised.
+  absl::optional<ChallengeRecord> record;
+};
+
+struct RevokeRequest {
+  enum class Selector { kChallengeId, kChallenge, kDevice, kUser };
+  Selector selector = Selector::kChallengeId;
+  std::string value;
+  std::string reason;
+};
+
+// Thread-safe; the store and clock must outlive it.
+class ChallengeAuthority {
+ public:
+  // Returns kInvalidArgument for bad options.
+  static absl::StatusOr<std::unique_ptr<ChallengeAuthority>> Create(
+      AuthorityOptions options, ChallengeStore* store, const Clock* clock);
+
+  // Issues a challenge. Returns kInvalidArgument naming the field for a bad
+  // request, kFailedPrecondition for a kind this server is not set up for,
+  // kAborted if the device or user was revoked while issuing, and store
+  // errors (kUnavailable, kResourceExhausted) as they are.
+  absl::StatusOr<IssueResult> Issue(const IssueRequest& request);
+
+  // Validates (and unless dry_run consumes) a challenge. A refusal is an OK
+  // Verdict with valid=false. Returns kInvalidArgument for a malformed
+  // request and kUnavailable when the store cannot decide.
+  absl::StatusOr<Verdict> Validate(const ValidateRequest& request);
+
+  // Revokes; returns how many pending challenges were revoked. Returns
+  // kNotFound for an unknown challenge or challenge id.
+  absl::StatusOr<int64_t> Revoke(const RevokeRequest& request);
+
+  // Returns the record of `challenge_id` with its state as of now.
+  absl::StatusOr<ChallengeRecord> Get(absl::string_view challenge_id);
+
+  // Lists the challenges of exactly one of device_id and user_id.
+  absl::StatusOr<ChallengePage> List(absl::string_view device_id,
+                                     absl::string_view user_id, int page_size,
+                                     absl::string_view page_token);
+
+  // Returns OK while the store answers.
+  absl::Status CheckHealth() { return store_->Ping(); }
+
+  const AuthorityOptions& options() const { return options_; }
+  ChallengeStore* store() const { return store_; }
+
+ private:
+  ChallengeAuthority(AuthorityOptions options, ChallengeStore* store,
+                     const Clock* clock)
+      : options_(options), store_(store), clock_(clock) {}
+
+  // The clock's time truncated to microseconds, the precision of stores.
+  absl::Time Now() const {
+    return absl::FromUnixMicros(absl::ToUnixMicros(clock_->Now()));
+  }
+  absl::Status CheckIssueRequest(const IssueRequest& request) const;
+  // Revokes `record` and returns kAborted if a revocation of its device or
+  // user happened at or after its creation.
+  absl::Status CheckNotRevokedWhileIssuing(const ChallengeRecord& record,
+                                           absl::Time now);
+
+  const AuthorityOptions options_;
+  ChallengeStore* const store_;
+  const Clock* const clock_;
+};
+
+// Returns the state name ("pending", "used", ...).
+absl::string_view StateName(ChallengeState state);
+
+}  // namespace scepca
+
+#endif  // SCEPCA_SERVICE_CORE_CHALLENGE_AUTHORITY_H_

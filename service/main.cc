@@ -1,0 +1,160 @@
+// challenge-authority: the SCEP challenge authority server.
+#include <signal.h>
+
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "service/core/challenge_authority.h"
+#include "service/core/in_memory_challenge_store.h"
+#include "service/core/log.h"
+#include "service/flags/flag_set.h"
+#include "service/grpc/authority_server.h"
+#include "service/redis/redis_challenge_store.h"
+
+namespace scepca {
+namespace {
+
+constexpr char kUsage[] =
+    "challenge-authority [FLAGS]\n"
+    "Issues and validates SCEP challenge passwords over gRPC "
+    "(scep.challenge.v1.ChallengeAuthority).\n"
+    "--store memory (the default) keeps everything in this process and loses "
+    "it on restart;\n"
+    "--store redis://[user:password@]host:port[/db] or "
+    "unix:///path/redis.sock shares\n"
+    "challenges between instances and keeps them across restarts.";
+
+absl::StatusOr<std::unique_ptr<ChallengeStore>> OpenStore(
+    const std::string& spec, const RedisStoreOptions& redis) {
+  if (spec == "memory") return std::make_unique<InMemoryChallengeStore>();
+  if (absl::StartsWith(spec, "redis://") || absl::StartsWith(spec, "unix://")) {
+    RedisStoreOptions options = redis;
+    options.url = spec;
+    return NewRedisChallengeStore(options);
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--store: '", spec, "' is not memory, redis://... or unix://..."));
+}
+
+int Run(int argc, char** argv) {
+  ServerOptions server_options;
+  AuthorityOptions authority_options;
+  RedisStoreOptions redis_options;
+  std::string store = "memory";
+  absl::Duration shutdown_grace = absl::Seconds(5);
+
+  FlagSet flags("challenge-authority", kUsage);
+  flags.String("listen", &server_options.listen,
+               "HOST:PORT for gRPC (port 0 picks a free port)");
+  flags.String("store", &store,
+               "memory | redis://[user:password@]host:port[/db] | "
+               "unix:///path/redis.sock");
+  flags.Duration("default-ttl", &authority_options.default_ttl,
+                 "lifetime of a challenge issued without a ttl");
+  flags.Duration("max-ttl", &authority_options.max_ttl,
+                 "longest lifetime a caller may ask for");
+  flags.Duration("expired-retention", &authority_options.expired_retention,
+                 "how long an expired, used or revoked challenge is "
+                 "remembered so Validate can say why it is refused");
+  flags.String("redis-prefix", &redis_options.prefix,
+               "prefix of every Redis key");
+  flags.Duration("redis-connect-timeout", &redis_options.connect_timeout,
+                 "Redis connect timeout");
+  flags.Duration("redis-command-timeout", &redis_options.command_timeout,
+                 "Redis command timeout");
+  flags.Int("redis-pool-size", &redis_options.pool_size,
+            "Redis connections per instance");
+  flags.Int("max-threads", &server_options.max_threads,
+            "most threads serving gRPC calls");
+  flags.Int("max-message-bytes", &server_options.max_receive_message_bytes,
+            "largest request accepted");
+  flags.Duration("health-interval", &server_options.health_interval,
+                 "how often the store's health is checked");
+  flags.Duration("shutdown-grace", &shutdown_grace,
+                 "how long in-flight calls may run after SIGTERM");
+
+  absl::StatusOr<std::vector<std::string>> rest =
+      flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
+  if (!rest.ok()) {
+    std::cerr << "challenge-authority: " << rest.status().message() << "\n";
+    return 2;
+  }
+  if (flags.help_requested()) {
+    std::cout << flags.Usage();
+    return 0;
+  }
+  if (!rest->empty()) {
+    std::cerr << "challenge-authority: unexpected argument '" << (*rest)[0]
+              << "'\n";
+    return 2;
+  }
+  if (absl::Status st = authority_options.Check(); !st.ok()) {
+    std::cerr << "challenge-authority: " << st.message() << "\n";
+    return 2;
+  }
+  if (redis_options.pool_size < server_options.max_threads &&
+      !flags.WasSet("redis-pool-size")) {
+    redis_options.pool_size = server_options.max_threads;
+  }
+
+  // Block the shutdown signals in every thread; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  absl::StatusOr<std::unique_ptr<ChallengeStore>> challenge_store =
+      OpenStore(store, redis_options);
+  if (!challenge_store.ok()) {
+    std::cerr << "challenge-authority: " << challenge_store.status().message()
+              << "\n";
+    return 2;
+  }
+  absl::StatusOr<std::unique_ptr<ChallengeAuthority>> authority =
+      ChallengeAuthority::Create(authority_options, challenge_store->get(),
+                                 RealClock::Get());
+  if (!authority.ok()) {
+    std::cerr << "challenge-authority: " << authority.status().message()
+              << "\n";
+    return 2;
+  }
+  if (store == "memory") {
+    LogWarning(
+        "store is memory: every challenge is lost when this process stops, "
+        "and other instances cannot see them; use --store redis://... in "
+        "production");
+  }
+  absl::StatusOr<std::unique_ptr<AuthorityServer>> server =
+      AuthorityServer::Start(server_options, authority->get());
+  if (!server.ok()) {
+    LogError(std::string(server.status().message()));
+    return 1;
+  }
+  const std::string host =
+      server_options.listen.substr(0, server_options.listen.rfind(':'));
+  LogInfo(absl::StrCat("challenge-authority listening on ", host, ":",
+                       (*server)->port(), " with store ",
+                       (*challenge_store)->Describe(), ", default ttl ",
+                       absl::FormatDuration(authority_options.default_ttl),
+                       ", max ttl ",
+                       absl::FormatDuration(authority_options.max_ttl)));
+  int received = 0;
+  sigwait(&signals, &received);
+  LogInfo(absl::StrCat("received signal ", received,
+                       ", finishing in-flight calls"));
+  (*server)->Shutdown(shutdown_grace);
+  server->reset();
+  LogInfo("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace scepca
+
+int main(int argc, char** argv) { return scepca::Run(argc, argv); }

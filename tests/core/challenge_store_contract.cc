@@ -1,0 +1,366 @@
+#include "tests/core/challenge_store_contract.h"
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "tests/testing/status_matchers.h"
+
+namespace scepca::testing {
+
+using ::testing::ElementsAre;
+using ::testing::Field;
+using ::testing::SizeIs;
+
+absl::Time ChallengeStoreContractTest::Now() const {
+  return absl::FromUnixMicros(absl::ToUnixMicros(absl::Now() + offset_));
+}
+
+void ChallengeStoreContractTest::Advance(absl::Duration d) {
+  if (GetParam().real_time) {
+    absl::SleepFor(d);
+  } else {
+    offset_ += d;
+  }
+}
+
+ChallengeRecord ChallengeStoreContractTest::MakeRecord(
+    const std::string& id, const std::string& device, const std::string& user,
+    absl::Duration ttl, absl::Duration retention) {
+  ChallengeRecord r;
+  r.id = id;
+  r.device_id = device;
+  r.user_id = user;
+  r.kind = ChallengeKind::kOneTime;
+  r.created_at = Now();
+  r.expires_at = r.created_at + ttl;
+  r.forget_at = r.expires_at + retention;
+  return r;
+}
+
+std::string ChallengeStoreContractTest::IdFor(int n) {
+  return absl::StrFormat("%032x", n);
+}
+
+namespace {
+
+TEST_P(ChallengeStoreContractTest, InsertThenGetRoundTripsEveryField) {
+  ChallengeRecord r = MakeRecord(IdFor(1), "dev-1", "user-1", absl::Hours(1));
+  r.binding.common_name = "device.example.org";
+  r.binding.dns_names = {"a.example.org", "b.example.org"};
+  r.binding.email_addresses = {"u@example.org"};
+  r.binding.uris = {"urn:uuid:1234"};
+  r.labels = {{"template", "wifi"}, {"tenant", "t\x01\xff"}};
+  ASSERT_THAT(store_->Insert(r, Now()), IsOk());
+
+  absl::StatusOr<ChallengeRecord> got = store_->Get(IdFor(1), Now());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->id, r.id);
+  EXPECT_EQ(got->device_id, "dev-1");
+  EXPECT_EQ(got->user_id, "user-1");
+  EXPECT_EQ(got->kind, ChallengeKind::kOneTime);
+  EXPECT_EQ(got->binding, r.binding);
+  EXPECT_EQ(got->labels, r.labels);
+  EXPECT_EQ(got->created_at, r.created_at);
+  EXPECT_EQ(got->expires_at, r.expires_at);
+  EXPECT_EQ(got->forget_at, r.forget_at);
+  EXPECT_EQ(got->state, ChallengeState::kPending);
+}
+
+TEST_P(ChallengeStoreContractTest, InsertOfExistingIdFailsAlreadyExists) {
+  ChallengeRecord r = MakeRecord(IdFor(2), "dev", "", absl::Hours(1));
+  ASSERT_THAT(store_->Insert(r, Now()), IsOk());
+  r.device_id = "other";
+  EXPECT_THAT(store_->Insert(r, Now()),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  EXPECT_THAT(store_->Get(IdFor(2), Now()),
+              IsOkAndHolds(Field(&ChallengeRecord::device_id, "dev")));
+}
+
+TEST_P(ChallengeStoreContractTest, GetOfUnknownIdFailsNotFound) {
+  EXPECT_THAT(store_->Get(IdFor(3), Now()),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(ChallengeStoreContractTest, ConsumeSucceedsOnceThenSaysAlreadyUsed) {
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(4), "dev", "", absl::Hours(1)),
+                             Now()),
+              IsOk());
+  const absl::Time used_at = Now();
+  absl::StatusOr<ConsumeResult> first = store_->Consume(IdFor(4), "tx-1",
+                                                        used_at);
+  ASSERT_THAT(first, IsOk());
+  EXPECT_EQ(first->outcome, ConsumeResult::Outcome::kConsumed);
+  EXPECT_EQ(first->record.state, ChallengeState::kUsed);
+  EXPECT_EQ(first->record.device_id, "dev");
+
+  absl::StatusOr<ConsumeResult> second = store_->Consume(IdFor(4), "tx-2",
+                                                         Now());
+  ASSERT_THAT(second, IsOk());
+  EXPECT_EQ(second->outcome, ConsumeResult::Outcome::kAlreadyUsed);
+  EXPECT_EQ(second->record.used_at, used_at);
+  EXPECT_EQ(second->record.used_transaction_id, "tx-1");
+
+  absl::StatusOr<ChallengeRecord> got = store_->Get(IdFor(4), Now());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->state, ChallengeState::kUsed);
+  EXPECT_EQ(got->used_transaction_id, "tx-1");
+}
+
+TEST_P(ChallengeStoreContractTest, ConsumeOfUnknownIdSaysNotFound) {
+  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(5), "", Now());
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kNotFound);
+}
+
+TEST_P(ChallengeStoreContractTest, ConsumeAfterExpirySaysExpiredAndKeepsIt) {
+  ASSERT_THAT(store_->Insert(
+                  MakeRecord(IdFor(6), "dev", "", absl::Milliseconds(200)),
+                  Now()),
+              IsOk());
+  Advance(absl::Milliseconds(300));
+  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(6), "", Now());
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kExpired);
+  absl::StatusOr<ChallengeRecord> got = store_->Get(IdFor(6), Now());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->state, ChallengeState::kPending);
+  EXPECT_EQ(got->StateAt(Now()), ChallengeState::kExpired);
+}
+
+TEST_P(ChallengeStoreContractTest, RecordIsForgottenAtForgetAt) {
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(7), "dev", "u",
+                                        absl::Milliseconds(100),
+                                        absl::Milliseconds(100)),
+                             Now()),
+              IsOk());
+  ASSERT_THAT(store_->Consume(IdFor(7), "", Now()), IsOk());
+  Advance(absl::Milliseconds(400));
+  EXPECT_THAT(store_->Get(IdFor(7), Now()),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(7), "", Now());
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kNotFound);
+  absl::StatusOr<ChallengePage> page =
+      store_->List(SubjectType::kDevice, "dev", 10, "", Now());
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(page->records, SizeIs(0));
+}
+
+TEST_P(ChallengeStoreContractTest, ExactlyOneOfManyConcurrentConsumesWins) {
+  constexpr int kRecords = 10;
+  constexpr int kThreads = 8;
+  for (int i = 0; i < kRecords; ++i) {
+    ASSERT_THAT(store_->Insert(MakeRecord(IdFor(100 + i), "dev", "",
+                                          absl::Hours(1)),
+                               Now()),
+                IsOk());
+  }
+  std::vector<std::atomic<int>> wins(kRecords);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kRecords; ++i) {
+        absl::StatusOr<ConsumeResult> r = store_->Consume(
+            IdFor(100 + i), absl::StrFormat("tx-%d", t), Now());
+        if (!r.ok()) {
+          ++errors;
+        } else if (r->outcome == ConsumeResult::Outcome::kConsumed) {
+          ++wins[i];
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(errors.load(), 0);
+  for (int i = 0; i < kRecords; ++i) EXPECT_EQ(wins[i].load(), 1) << i;
+}
+
+TEST_P(ChallengeStoreContractTest, RevokeOfPendingMakesConsumeSayRevoked) {
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(8), "dev", "", absl::Hours(1)),
+                             Now()),
+              IsOk());
+  EXPECT_THAT(store_->Revoke(IdFor(8), "lost phone", Now()),
+              IsOkAndHolds(true));
+  EXPECT_THAT(store_->Revoke(IdFor(8), "again", Now()), IsOkAndHolds(false));
+  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(8), "", Now());
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kRevoked);
+  EXPECT_EQ(r->record.revoke_reason, "lost phone");
+  EXPECT_EQ(r->record.state, ChallengeState::kRevoked);
+}
+
+TEST_P(ChallengeStoreContractTest, RevokeOfUsedChangesNothing) {
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(9), "dev", "", absl::Hours(1)),
+                             Now()),
+              IsOk());
+  ASSERT_THAT(store_->Consume(IdFor(9), "tx", Now()), IsOk());
+  EXPECT_THAT(store_->Revoke(IdFor(9), "late", Now()), IsOkAndHolds(false));
+  EXPECT_THAT(store_->Get(IdFor(9), Now()),
+              IsOkAndHolds(Field(&ChallengeRecord::state,
+                                 ChallengeState::kUsed)));
+}
+
+TEST_P(ChallengeStoreContractTest, RevokeOfUnknownIdFailsNotFound) {
+  EXPECT_THAT(store_->Revoke(IdFor(10), "", Now()),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(ChallengeStoreContractTest, RevokeSubjectRevokesPendingOfThatSubject) {
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(11), "dev-a", "user-a",
+                                        absl::Hours(1)),
+                             Now()),
+              IsOk());
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(12), "dev-a", "",
+                                        absl::Hours(1)),
+                             Now()),
+              IsOk());
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(13), "dev-a", "",
+                                        absl::Hours(1)),
+                             Now()),
+              IsOk());
+  ASSERT_THAT(store_->Consume(IdFor(13), "", Now()), IsOk());
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(14), "dev-b", "user-a",
+                                        absl::Hours(1)),
+                             Now()),
+              IsOk());
+  EXPECT_THAT(store_->RevokedBefore(SubjectType::kDevice, "dev-a", Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+
+  const absl::Time revoked_at = Now();
+  EXPECT_THAT(store_->RevokeSubject(SubjectType::kDevice, "dev-a", "stolen",
+                                    revoked_at, revoked_at + absl::Hours(2)),
+              IsOkAndHolds(2));
+  EXPECT_THAT(store_->RevokedBefore(SubjectType::kDevice, "dev-a", Now()),
+              IsOkAndHolds(revoked_at));
+  EXPECT_THAT(store_->RevokedBefore(SubjectType::kDevice, "dev-b", Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+  for (int id : {11, 12}) {
+    absl::StatusOr<ChallengeRecord> got = store_->Get(IdFor(id), Now());
+    ASSERT_THAT(got, IsOk());
+    EXPECT_EQ(got->state, ChallengeState::kRevoked);
+    EXPECT_EQ(got->revoke_reason, "stolen");
+  }
+  EXPECT_THAT(store_->Get(IdFor(13), Now()),
+              IsOkAndHolds(Field(&ChallengeRecord::state,
+                                 ChallengeState::kUsed)));
+  EXPECT_THAT(store_->Get(IdFor(14), Now()),
+              IsOkAndHolds(Field(&ChallengeRecord::state,
+                                 ChallengeState::kPending)));
+
+  EXPECT_THAT(store_->RevokeSubject(SubjectType::kUser, "user-a", "left",
+                                    Now(), Now() + absl::Hours(2)),
+              IsOkAndHolds(1));
+  EXPECT_THAT(store_->Get(IdFor(14), Now()),
+              IsOkAndHolds(Field(&ChallengeRecord::state,
+                                 ChallengeState::kRevoked)));
+}
+
+TEST_P(ChallengeStoreContractTest, RevokedBeforeMarkerIsForgotten) {
+  const absl::Time now = Now();
+  ASSERT_THAT(store_->RevokeSubject(SubjectType::kUser, "u", "", now,
+                                    now + absl::Milliseconds(150)),
+              IsOk());
+  EXPECT_THAT(store_->RevokedBefore(SubjectType::kUser, "u", Now()),
+              IsOkAndHolds(now));
+  Advance(absl::Milliseconds(400));
+  EXPECT_THAT(store_->RevokedBefore(SubjectType::kUser, "u", Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+}
+
+TEST_P(ChallengeStoreContractTest, ListPagesThroughOneSubjectOnly) {
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_THAT(store_->Insert(MakeRecord(IdFor(20 + i), "dev-l", "",
+                                          absl::Minutes(10 + i)),
+                               Now()),
+                IsOk());
+  }
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(30), "dev-other", "",
+                                        absl::Minutes(10)),
+                             Now()),
+              IsOk());
+  std::vector<std::string> ids;
+  std::string token;
+  int pages = 0;
+  do {
+    absl::StatusOr<ChallengePage> page =
+        store_->List(SubjectType::kDevice, "dev-l", 2, token, Now());
+    ASSERT_THAT(page, IsOk());
+    EXPECT_LE(page->records.size(), 2u);
+    for (const ChallengeRecord& r : page->records) ids.push_back(r.id);
+    token = page->next_page_token;
+    ASSERT_LT(++pages, 10);
+  } while (!token.empty());
+  EXPECT_THAT(ids, ElementsAre(IdFor(20), IdFor(21), IdFor(22), IdFor(23),
+                               IdFor(24)));
+  EXPECT_THAT(store_->List(SubjectType::kDevice, "dev-l", 2, "bogus!", Now()),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  absl::StatusOr<ChallengePage> none =
+      store_->List(SubjectType::kUser, "nobody", 2, "", Now());
+  ASSERT_THAT(none, IsOk());
+  EXPECT_THAT(none->records, SizeIs(0));
+  EXPECT_EQ(none->next_page_token, "");
+}
+
+TEST_P(ChallengeStoreContractTest, IdempotencyPutKeepsTheFirstEntry) {
+  IdempotencyEntry first;
+  first.request_fingerprint = "fp-1";
+  first.challenge_id = IdFor(40);
+  first.sealed_challenge = std::string("\x00\x01sealed", 8);
+  first.expires_at = Now() + absl::Hours(1);
+  absl::StatusOr<absl::optional<IdempotencyEntry>> put =
+      store_->PutIdempotencyIfAbsent("key-1", first, Now());
+  ASSERT_THAT(put, IsOk());
+  EXPECT_FALSE(put->has_value());
+
+  IdempotencyEntry second = first;
+  second.request_fingerprint = "fp-2";
+  put = store_->PutIdempotencyIfAbsent("key-1", second, Now());
+  ASSERT_THAT(put, IsOk());
+  ASSERT_TRUE(put->has_value());
+  EXPECT_EQ((*put)->request_fingerprint, "fp-1");
+  EXPECT_EQ((*put)->challenge_id, IdFor(40));
+  EXPECT_EQ((*put)->sealed_challenge, first.sealed_challenge);
+  EXPECT_EQ((*put)->expires_at, first.expires_at);
+}
+
+TEST_P(ChallengeStoreContractTest, IdempotencyEntryExpires) {
+  IdempotencyEntry e;
+  e.request_fingerprint = "fp";
+  e.challenge_id = IdFor(41);
+  e.sealed_challenge = "s";
+  e.expires_at = Now() + absl::Milliseconds(150);
+  ASSERT_THAT(store_->PutIdempotencyIfAbsent("key-2", e, Now()), IsOk());
+  Advance(absl::Milliseconds(400));
+  e.request_fingerprint = "fp-new";
+  e.expires_at = Now() + absl::Hours(1);
+  absl::StatusOr<absl::optional<IdempotencyEntry>> put =
+      store_->PutIdempotencyIfAbsent("key-2", e, Now());
+  ASSERT_THAT(put, IsOk());
+  EXPECT_FALSE(put->has_value());
+}
+
+TEST_P(ChallengeStoreContractTest, DeleteRemovesTheRecord) {
+  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(50), "dev-del", "",
+                                        absl::Hours(1)),
+                             Now()),
+              IsOk());
+  ASSERT_THAT(store_->Delete(IdFor(50)), IsOk());
+  EXPECT_THAT(store_->Get(IdFor(50), Now()),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<ChallengePage> page =
+      store_->List(SubjectType::kDevice, "dev-del", 10, "", Now());
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(page->records, SizeIs(0));
+  EXPECT_THAT(store_->Delete(IdFor(51)), IsOk());
+}
+
+TEST_P(ChallengeStoreContractTest, PingSucceeds) {
+  EXPECT_THAT(store_->Ping(), IsOk());
+}
+
+}  // namespace
+}  // namespace scepca::testing
