@@ -10,11 +10,13 @@
 #include <memory>
 #include <sstream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "client/challenge_client.h"
+#include "service/core/key_ring.h"
 #include "service/flags/flag_set.h"
 
 namespace scepca {
@@ -32,6 +34,7 @@ constexpr char kMainUsage[] =
     "  revoke    revoke by challenge id, challenge, device or user\n"
     "  get       show one challenge by its id\n"
     "  list      list the challenges of a device or a user\n"
+    "  keys      manage the HMAC key file of signed challenges\n"
     "\n"
     "Run 'challengectl COMMAND --help' for a command's flags.\n"
     "Exit codes: 0 success or valid; 1 denied (not valid, or not found);\n"
@@ -392,6 +395,75 @@ int List(const Globals& g, const std::vector<std::string>& args, Io io) {
   return kExitOk;
 }
 
+int Keys(const Globals& /*g*/, const std::vector<std::string>& args, Io io) {
+  std::string file;
+  std::string id_text;
+  FlagSet flags(
+      "challengectl keys (generate | promote --id ID | disable --id ID | "
+      "list) --file FILE",
+      "Manages the HMAC key file of signed challenges (given to the server "
+      "with\n--hmac-keys; send the server SIGHUP after a change). The file is "
+      "edited in\nplace and kept private (mode 0600). Rotation: generate, "
+      "promote the new key,\nSIGHUP; once every token signed with the old key "
+      "has expired, disable it,\nSIGHUP.\n"
+      "  generate  adds a random 32-byte key (primary if it is the first) and\n"
+      "            prints its id on the last line\n"
+      "  promote   makes a key primary (the old primary stays enabled)\n"
+      "  disable   disables a key (tokens signed with it are refused)\n"
+      "  list      shows ids and states, never secrets");
+  flags.String("file", &file, "the key file");
+  flags.String("id", &id_text, "key id (promote, disable)");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "keys", &rest, 1); rc >= 0) {
+    return rc;
+  }
+  if (rest.size() != 1) {
+    return UsageError(io, "keys",
+                      "a subcommand is required: generate, promote, "
+                      "disable or list");
+  }
+  if (file.empty()) return UsageError(io, "keys", "--file is required");
+  const std::string& sub = rest[0];
+  absl::StatusOr<KeyRing> ring = KeyRing::LoadFileForEditing(file);
+  if (!ring.ok()) return Fail(io, "keys", ring.status());
+  uint32_t id = 0;
+  if (sub == "promote" || sub == "disable") {
+    if (!absl::SimpleAtoi(id_text, &id) || id == 0) {
+      return UsageError(io, "keys", "--id must be a key id (a number)");
+    }
+  }
+  absl::Status changed = absl::OkStatus();
+  if (sub == "generate") {
+    absl::StatusOr<uint32_t> added = ring->Generate();
+    if (!added.ok()) return Fail(io, "keys", added.status());
+    id = *added;
+  } else if (sub == "promote") {
+    changed = ring->Promote(id);
+  } else if (sub == "disable") {
+    changed = ring->Disable(id);
+  } else if (sub == "list") {
+    io.out << "KEY_ID      STATE\n";
+    for (const KeyRing::Key& k : ring->keys()) {
+      io.out << absl::StrFormat("%-10u  %s\n", k.id, KeyStateName(k.state));
+    }
+    return kExitOk;
+  } else {
+    return UsageError(io, "keys", absl::StrCat("unknown subcommand '", sub,
+                                               "'"));
+  }
+  if (!changed.ok()) return Fail(io, "keys", changed);
+  if (absl::Status st = WriteKeyFile(file, *ring); !st.ok()) {
+    return Fail(io, "keys", st);
+  }
+  if (sub == "generate") {
+    io.out << id << "\n";
+  } else {
+    io.out << "key " << id << " is now "
+           << (sub == "promote" ? "primary" : "disabled") << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int ExitCodeForStatus(const absl::Status& status) {
@@ -443,7 +515,7 @@ int RunChallengectl(const std::vector<std::string>& args, std::ostream& out,
                    std::function<int(const Globals&,
                                      const std::vector<std::string>&, Io)>>{
           {"issue", Issue},   {"validate", Validate}, {"revoke", Revoke},
-          {"get", Get},       {"list", List}};
+          {"get", Get},       {"list", List},         {"keys", Keys}};
   auto it = kCommands->find(command);
   if (it == kCommands->end()) {
     err << "challengectl: unknown command '" << command

@@ -8,6 +8,7 @@
 #include "service/core/hashing.h"
 #include "service/core/idempotency.h"
 #include "service/core/one_time_challenge.h"
+#include "service/core/random.h"
 #include "service/core/status_macros.h"
 
 namespace scepca {
@@ -186,6 +187,10 @@ absl::Status AuthorityOptions::Check() const {
     return absl::InvalidArgumentError(
         "default_ttl must be between 1s and max_ttl");
   }
+  if (clock_leeway < absl::ZeroDuration() || clock_leeway > absl::Hours(1)) {
+    return absl::InvalidArgumentError(
+        "clock_leeway must be between 0 and 1h");
+  }
   if (expired_retention < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("expired_retention must not be negative");
   }
@@ -193,13 +198,14 @@ absl::Status AuthorityOptions::Check() const {
 }
 
 absl::StatusOr<std::unique_ptr<ChallengeAuthority>> ChallengeAuthority::Create(
-    AuthorityOptions options, ChallengeStore* store, const Clock* clock) {
+    AuthorityOptions options, ChallengeStore* store, const Clock* clock,
+    const KeyRingHolder* keys) {
   SCEPCA_RETURN_IF_ERROR(options.Check());
   if (store == nullptr || clock == nullptr) {
     return absl::InvalidArgumentError("store and clock are required");
   }
   return std::unique_ptr<ChallengeAuthority>(
-      new ChallengeAuthority(options, store, clock));
+      new ChallengeAuthority(options, store, clock, keys));
 }
 
 absl::Status ChallengeAuthority::CheckIssueRequest(
@@ -243,23 +249,22 @@ absl::Status ChallengeAuthority::CheckIssueRequest(
   SCEPCA_RETURN_IF_ERROR(CheckText(request.idempotency_key, "idempotency_key",
                                    kMaxIdLength, false));
   if (request.kind == ChallengeKind::kSigned) {
-    return absl::FailedPreconditionError(
-        "kind SIGNED needs a key ring; this server has none (--hmac-keys)");
+    if (keys_ == nullptr) {
+      return absl::FailedPreconditionError(
+          "kind SIGNED needs a key ring; this server has none (--hmac-keys)");
+    }
+  } else if (request.multi_use) {
+    return absl::InvalidArgumentError(
+        "multi_use is only for signed challenges (kind SIGNED)");
   }
   return absl::OkStatus();
 }
 
 absl::Status ChallengeAuthority::CheckNotRevokedWhileIssuing(
     const ChallengeRecord& record, absl::Time now) {
-  absl::Time revoked_before = absl::InfinitePast();
-  for (auto [type, subject] :
-       {std::make_pair(SubjectType::kDevice, &record.device_id),
-        std::make_pair(SubjectType::kUser, &record.user_id)}) {
-    if (subject->empty()) continue;
-    SCEPCA_ASSIGN_OR_RETURN(absl::Time t,
-                            store_->RevokedBefore(type, *subject, now));
-    revoked_before = std::max(revoked_before, t);
-  }
+  SCEPCA_ASSIGN_OR_RETURN(
+      absl::Time revoked_before,
+      RevokedBefore(record.device_id, record.user_id, now));
   if (revoked_before < record.created_at) return absl::OkStatus();
   // The revocation may have missed this record (it raced the index write):
   // revoke it here so no pending record predates its subject's revocation.
@@ -273,11 +278,95 @@ absl::Status ChallengeAuthority::CheckNotRevokedWhileIssuing(
       "retry to get a new challenge");
 }
 
+absl::StatusOr<absl::Time> ChallengeAuthority::RevokedBefore(
+    absl::string_view device_id, absl::string_view user_id, absl::Time now) {
+  absl::Time revoked_before = absl::InfinitePast();
+  for (auto [type, subject] : {std::make_pair(SubjectType::kDevice, device_id),
+                               std::make_pair(SubjectType::kUser, user_id)}) {
+    if (subject.empty()) continue;
+    SCEPCA_ASSIGN_OR_RETURN(absl::Time t,
+                            store_->RevokedBefore(type, subject, now));
+    revoked_before = std::max(revoked_before, t);
+  }
+  return revoked_before;
+}
+
+absl::StatusOr<absl::optional<IssueResult>>
+ChallengeAuthority::ClaimIdempotency(const IssueRequest& request,
+                                     const IssueResult& result,
+                                     absl::Time now) {
+  IdempotencyEntry entry;
+  entry.request_fingerprint = RequestFingerprint(request);
+  entry.challenge_id = result.challenge_id;
+  SCEPCA_ASSIGN_OR_RETURN(
+      entry.sealed_challenge,
+      SealChallenge(request.device_id, request.idempotency_key,
+                    result.challenge));
+  entry.expires_at = result.expires_at;
+  SCEPCA_ASSIGN_OR_RETURN(
+      absl::optional<IdempotencyEntry> existing,
+      store_->PutIdempotencyIfAbsent(
+          IdempotencyStoreKey(request.device_id, request.idempotency_key),
+          entry, now));
+  if (!existing.has_value()) return absl::optional<IssueResult>();
+  if (!ConstantTimeEquals(existing->request_fingerprint,
+                          entry.request_fingerprint)) {
+    return absl::InvalidArgumentError(
+        "idempotency_key was already used with a different request");
+  }
+  absl::StatusOr<std::string> opened = OpenChallenge(
+      request.device_id, request.idempotency_key, existing->sealed_challenge);
+  if (!opened.ok()) {
+    return absl::InternalError(
+        "stored idempotent answer does not authenticate");
+  }
+  IssueResult replay;
+  replay.challenge = *std::move(opened);
+  replay.challenge_id = existing->challenge_id;
+  replay.kind = request.kind;
+  replay.expires_at = existing->expires_at;
+  replay.idempotent_replay = true;
+  return absl::optional<IssueResult>(std::move(replay));
+}
+
+absl::StatusOr<IssueResult> ChallengeAuthority::IssueSigned(
+    const IssueRequest& request, absl::Time now, absl::Duration ttl) {
+  std::shared_ptr<const KeyRing> ring = keys_->Get();
+  const KeyRing::Key* key = ring->primary();
+  if (key == nullptr) {
+    return absl::FailedPreconditionError("the key ring has no primary key");
+  }
+  SignedToken token;
+  token.key_id = key->id;
+  SCEPCA_ASSIGN_OR_RETURN(token.token_id, SecureRandomBytes(kTokenIdBytes));
+  token.issued_at = absl::FromUnixSeconds(absl::ToUnixSeconds(now));
+  token.expires_at = absl::FromUnixSeconds(absl::ToUnixSeconds(now + ttl));
+  token.multi_use = request.multi_use;
+  token.device_id = request.device_id;
+  token.user_id = request.user_id;
+  token.binding = request.binding;
+  token.labels = request.labels;
+  IssueResult result;
+  SCEPCA_ASSIGN_OR_RETURN(result.challenge, EncodeSignedToken(token, *key));
+  result.challenge_id = SignedChallengeId(token.token_id);
+  result.kind = ChallengeKind::kSigned;
+  result.expires_at = token.expires_at;
+  if (!request.idempotency_key.empty()) {
+    SCEPCA_ASSIGN_OR_RETURN(absl::optional<IssueResult> replay,
+                            ClaimIdempotency(request, result, now));
+    if (replay.has_value()) return *std::move(replay);
+  }
+  return result;
+}
+
 absl::StatusOr<IssueResult> ChallengeAuthority::Issue(
     const IssueRequest& request) {
   SCEPCA_RETURN_IF_ERROR(CheckIssueRequest(request));
   const absl::Time now = Now();
   const absl::Duration ttl = request.ttl.value_or(options_.default_ttl);
+  if (request.kind == ChallengeKind::kSigned) {
+    return IssueSigned(request, now, ttl);
+  }
 
   ChallengeRecord record;
   record.device_id = request.device_id;
@@ -300,46 +389,21 @@ absl::StatusOr<IssueResult> ChallengeAuthority::Issue(
   SCEPCA_RETURN_IF_ERROR(inserted);
 
   IssueResult result;
+  result.challenge = std::move(challenge);
+  result.challenge_id = record.id;
   result.kind = ChallengeKind::kOneTime;
+  result.expires_at = record.expires_at;
   if (!request.idempotency_key.empty()) {
-    IdempotencyEntry entry;
-    entry.request_fingerprint = RequestFingerprint(request);
-    entry.challenge_id = record.id;
-    SCEPCA_ASSIGN_OR_RETURN(
-        entry.sealed_challenge,
-        SealChallenge(request.device_id, request.idempotency_key, challenge));
-    entry.expires_at = record.expires_at;
-    SCEPCA_ASSIGN_OR_RETURN(
-        absl::optional<IdempotencyEntry> existing,
-        store_->PutIdempotencyIfAbsent(
-            IdempotencyStoreKey(request.device_id, request.idempotency_key),
-            entry, now));
-    if (existing.has_value()) {
-      // Another call with this key won: drop our record and answer with its.
+    absl::StatusOr<absl::optional<IssueResult>> replay =
+        ClaimIdempotency(request, result, now);
+    if (!replay.ok() || replay->has_value()) {
+      // Another call with this key won (or the claim failed): drop ours.
       SCEPCA_RETURN_IF_ERROR(store_->Delete(record.id));
-      if (!ConstantTimeEquals(existing->request_fingerprint,
-                              entry.request_fingerprint)) {
-        return absl::InvalidArgumentError(
-            "idempotency_key was already used with a different request");
-      }
-      absl::StatusOr<std::string> opened = OpenChallenge(
-          request.device_id, request.idempotency_key,
-          existing->sealed_challenge);
-      if (!opened.ok()) {
-        return absl::InternalError(
-            "stored idempotent answer does not authenticate");
-      }
-      result.challenge = *std::move(opened);
-      result.challenge_id = existing->challenge_id;
-      result.expires_at = existing->expires_at;
-      result.idempotent_replay = true;
-      return result;
+      if (!replay.ok()) return replay.status();
+      return **std::move(replay);
     }
   }
   SCEPCA_RETURN_IF_ERROR(CheckNotRevokedWhileIssuing(record, now));
-  result.challenge = std::move(challenge);
-  result.challenge_id = record.id;
-  result.expires_at = record.expires_at;
   return result;
 }
 
@@ -349,14 +413,25 @@ absl::StatusOr<Verdict> ChallengeAuthority::Validate(
                                                  "challenge"));
   SCEPCA_RETURN_IF_ERROR(CheckText(request.transaction_id, "transaction_id",
                                    kMaxTransactionIdLength, false));
-  if (!IsOneTimeChallengeFormat(request.challenge)) {
-    return Refuse(Reason::kMalformed,
-                  "not a challenge issued by this authority (expected 26 "
-                  "characters A-Z2-7)",
-                  absl::nullopt);
-  }
-  const std::string id = ChallengeIdOf(request.challenge);
+  UseInfo use;
+  use.transaction_id = request.transaction_id;
   const absl::Time now = Now();
+  if (IsOneTimeChallengeFormat(request.challenge)) {
+    return ValidateOneTime(request, use, now);
+  }
+  if (LooksLikeSignedToken(request.challenge)) {
+    return ValidateSigned(request, use, now);
+  }
+  return Refuse(Reason::kMalformed,
+                "not a challenge issued by this authority (a one-time "
+                "challenge is 26 characters A-Z2-7; a signed one is base64 "
+                "starting with AQ)",
+                absl::nullopt);
+}
+
+absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
+    const ValidateRequest& request, const UseInfo& use, absl::Time now) {
+  const std::string id = ChallengeIdOf(request.challenge);
   if (request.dry_run) {
     absl::StatusOr<ChallengeRecord> record = store_->Get(id, now);
     if (absl::IsNotFound(record.status())) {
@@ -367,7 +442,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::Validate(
     return VerdictForState(*record, now);
   }
   SCEPCA_ASSIGN_OR_RETURN(ConsumeResult consumed,
-                          store_->Consume(id, request.transaction_id, now));
+                          store_->Consume(id, use, now));
   switch (consumed.outcome) {
     case ConsumeResult::Outcome::kConsumed: {
       Verdict v;
@@ -388,23 +463,153 @@ absl::StatusOr<Verdict> ChallengeAuthority::Validate(
   return absl::InternalError("unexpected consume outcome");
 }
 
+ChallengeRecord ChallengeAuthority::TokenRecord(const SignedToken& token) const {
+  ChallengeRecord record;
+  record.id = SignedChallengeId(token.token_id);
+  record.kind = ChallengeKind::kSigned;
+  record.device_id = token.device_id;
+  record.user_id = token.user_id;
+  record.binding = token.binding;
+  record.labels = token.labels;
+  record.created_at = token.issued_at;
+  record.expires_at = token.expires_at;
+  // A replay must be remembered for as long as the token could be accepted.
+  record.forget_at = token.expires_at + options_.clock_leeway +
+                     options_.expired_retention;
+  return record;
+}
+
+absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
+    const ValidateRequest& request, const UseInfo& use, absl::Time now) {
+  if (keys_ == nullptr) {
+    return Refuse(Reason::kBadSignature,
+                  "signed challenges are not enabled on this server "
+                  "(--hmac-keys)",
+                  absl::nullopt);
+  }
+  std::shared_ptr<const KeyRing> ring = keys_->Get();
+  absl::StatusOr<SignedToken> token =
+      DecodeSignedToken(request.challenge, *ring);
+  if (absl::IsUnauthenticated(token.status())) {
+    return Refuse(Reason::kBadSignature, std::string(token.status().message()),
+                  absl::nullopt);
+  }
+  if (!token.ok()) {
+    return Refuse(Reason::kMalformed, std::string(token.status().message()),
+                  absl::nullopt);
+  }
+  ChallengeRecord record = TokenRecord(*token);
+  if (now > token->expires_at + options_.clock_leeway) {
+    return Refuse(Reason::kExpired,
+                  absl::StrCat("signed challenge expired at ",
+                               TimeText(token->expires_at)),
+                  record);
+  }
+  if (token->issued_at > now + options_.clock_leeway) {
+    return Refuse(Reason::kMalformed,
+                  absl::StrCat("signed challenge is issued in the future (",
+                               TimeText(token->issued_at),
+                               "); check the clocks"),
+                  record);
+  }
+  SCEPCA_ASSIGN_OR_RETURN(
+      absl::Time revoked_before,
+      RevokedBefore(token->device_id, token->user_id, now));
+  if (revoked_before >= token->issued_at) {
+    record.state = ChallengeState::kRevoked;
+    record.revoked_at = revoked_before;
+    return Refuse(Reason::kRevoked,
+                  absl::StrCat("the device or user was revoked at ",
+                               TimeText(revoked_before)),
+                  record);
+  }
+  if (request.dry_run) {
+    absl::StatusOr<ChallengeRecord> stored = store_->Get(record.id, now);
+    if (absl::IsNotFound(stored.status())) {
+      Verdict v;
+      v.valid = true;
+      v.reason = Reason::kValid;
+      v.message = "signed challenge is valid";
+      v.record = std::move(record);
+      return v;
+    }
+    SCEPCA_RETURN_IF_ERROR(stored.status());
+    if (stored->state == ChallengeState::kUsed && token->multi_use) {
+      stored->state = ChallengeState::kPending;
+    }
+    return VerdictForState(*stored, now);
+  }
+  SCEPCA_ASSIGN_OR_RETURN(
+      ConsumeResult consumed,
+      store_->ConsumeToken(record, token->multi_use, use, now));
+  switch (consumed.outcome) {
+    case ConsumeResult::Outcome::kConsumed: {
+      Verdict v;
+      v.valid = true;
+      v.reason = Reason::kValid;
+      v.message = token->multi_use ? "signed challenge is valid (multi-use)"
+                                   : "signed challenge is valid and has "
+                                     "been consumed";
+      v.record = std::move(consumed.record);
+      return v;
+    }
+    case ConsumeResult::Outcome::kAlreadyUsed:
+    case ConsumeResult::Outcome::kRevoked:
+    case ConsumeResult::Outcome::kExpired:
+      return VerdictForState(consumed.record, now);
+    case ConsumeResult::Outcome::kNotFound:
+      break;
+  }
+  return absl::InternalError("unexpected token consume outcome");
+}
+
 absl::StatusOr<int64_t> ChallengeAuthority::Revoke(
     const RevokeRequest& request) {
   SCEPCA_RETURN_IF_ERROR(
       CheckText(request.reason, "reason", kMaxReasonLength, false));
   const absl::Time now = Now();
+  // Everything issued up to now expires by now + max_ttl at the latest.
+  const absl::Time horizon =
+      now + options_.max_ttl + options_.clock_leeway;
   std::string id;
   switch (request.selector) {
     case RevokeRequest::Selector::kChallengeId:
+      if (IsSignedChallengeId(request.value)) {
+        // A signed token is in the store only once used or revoked: record
+        // the revocation for as long as any token could still be accepted.
+        ChallengeRecord placeholder;
+        placeholder.id = request.value;
+        placeholder.kind = ChallengeKind::kSigned;
+        placeholder.created_at = now;
+        placeholder.expires_at = horizon;
+        placeholder.forget_at = horizon;
+        SCEPCA_ASSIGN_OR_RETURN(
+            bool revoked, store_->RevokeToken(placeholder, request.reason, now));
+        return revoked ? 1 : 0;
+      }
       if (!IsChallengeIdFormat(request.value)) {
         return absl::InvalidArgumentError(
-            "challenge_id must be 32 lower-case hex characters");
+            "challenge_id must be 32 lower-case hex characters, or 's' and "
+            "32 for a signed challenge");
       }
       id = request.value;
       break;
     case RevokeRequest::Selector::kChallenge:
       SCEPCA_RETURN_IF_ERROR(CheckPresentedChallenge(request.value,
                                                      "challenge"));
+      if (LooksLikeSignedToken(request.value) && keys_ != nullptr) {
+        absl::StatusOr<SignedToken> token =
+            DecodeSignedToken(request.value, *keys_->Get());
+        if (!token.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "challenge is not a signed challenge of this authority: ",
+              token.status().message()));
+        }
+        SCEPCA_ASSIGN_OR_RETURN(
+            bool revoked,
+            store_->RevokeToken(TokenRecord(*token), request.reason, now));
+        return revoked ? 1 : 0;
+      }
       id = ChallengeIdOf(request.value);
       break;
     case RevokeRequest::Selector::kDevice:
@@ -413,10 +618,9 @@ absl::StatusOr<int64_t> ChallengeAuthority::Revoke(
       SCEPCA_RETURN_IF_ERROR(CheckText(request.value,
                                        device ? "device_id" : "user_id",
                                        kMaxIdLength, true));
-      // Everything issued up to now expires by now + max_ttl at the latest.
       return store_->RevokeSubject(
           device ? SubjectType::kDevice : SubjectType::kUser, request.value,
-          request.reason, now, now + options_.max_ttl);
+          request.reason, now, horizon);
     }
   }
   absl::StatusOr<bool> revoked = store_->Revoke(id, request.reason, now);
@@ -429,14 +633,19 @@ absl::StatusOr<int64_t> ChallengeAuthority::Revoke(
 
 absl::StatusOr<ChallengeRecord> ChallengeAuthority::Get(
     absl::string_view challenge_id) {
-  if (!IsChallengeIdFormat(challenge_id)) {
+  const bool is_signed = IsSignedChallengeId(challenge_id);
+  if (!is_signed && !IsChallengeIdFormat(challenge_id)) {
     return absl::InvalidArgumentError(
-        "challenge_id must be 32 lower-case hex characters");
+        "challenge_id must be 32 lower-case hex characters, or 's' and 32 "
+        "for a signed challenge");
   }
   const absl::Time now = Now();
   absl::StatusOr<ChallengeRecord> record = store_->Get(challenge_id, now);
   if (absl::IsNotFound(record.status())) {
-    return absl::NotFoundError("no such challenge");
+    return absl::NotFoundError(
+        is_signed ? "no such challenge (a signed challenge is known only "
+                    "once it has been used or revoked)"
+                  : "no such challenge");
   }
   SCEPCA_RETURN_IF_ERROR(record.status());
   record->state = record->StateAt(now);

@@ -16,6 +16,8 @@
 #include "service/core/challenge_record.h"
 #include "service/core/challenge_store.h"
 #include "service/core/clock.h"
+#include "service/core/key_ring.h"
+#include "service/core/signed_token.h"
 
 namespace scepca {
 
@@ -28,6 +30,8 @@ struct AuthorityOptions {
   // "expired" (and tombstones "already used"/"revoked") instead of
   // "not found".
   absl::Duration expired_retention = absl::Hours(1);
+  // Tolerated clock difference when checking a signed token's times.
+  absl::Duration clock_leeway = absl::Minutes(2);
 
   // Returns kInvalidArgument if the options are inconsistent.
   absl::Status Check() const;
@@ -41,6 +45,7 @@ struct IssueRequest {
   IdentityBinding binding;
   std::map<std::string, std::string> labels;
   std::string idempotency_key;
+  bool multi_use = false;  // Signed only.
 };
 
 struct IssueResult {
@@ -57,6 +62,7 @@ struct ValidateRequest {
   std::string transaction_id;
   bool dry_run = false;
 };
+
 
 // Stable reasons, in step with scep.challenge.v1.Reason.
 enum class Reason {
@@ -94,9 +100,11 @@ struct RevokeRequest {
 // Thread-safe; the store and clock must outlive it.
 class ChallengeAuthority {
  public:
-  // Returns kInvalidArgument for bad options.
+  // Returns kInvalidArgument for bad options. `keys` may be null (no signed
+  // challenges); it is retained and may be updated (SIGHUP) while serving.
   static absl::StatusOr<std::unique_ptr<ChallengeAuthority>> Create(
-      AuthorityOptions options, ChallengeStore* store, const Clock* clock);
+      AuthorityOptions options, ChallengeStore* store, const Clock* clock,
+      const KeyRingHolder* keys = nullptr);
 
   // Issues a challenge. Returns kInvalidArgument naming the field for a bad
   // request, kFailedPrecondition for a kind this server is not set up for,
@@ -129,14 +137,30 @@ class ChallengeAuthority {
 
  private:
   ChallengeAuthority(AuthorityOptions options, ChallengeStore* store,
-                     const Clock* clock)
-      : options_(options), store_(store), clock_(clock) {}
+                     const Clock* clock, const KeyRingHolder* keys)
+      : options_(options), store_(store), clock_(clock), keys_(keys) {}
 
   // The clock's time truncated to microseconds, the precision of stores.
   absl::Time Now() const {
     return absl::FromUnixMicros(absl::ToUnixMicros(clock_->Now()));
   }
   absl::Status CheckIssueRequest(const IssueRequest& request) const;
+  absl::StatusOr<IssueResult> IssueSigned(const IssueRequest& request,
+                                          absl::Time now, absl::Duration ttl);
+  // Stores an idempotency entry for `result`; if another call won, returns
+  // its answer instead (or kInvalidArgument for a different request).
+  absl::StatusOr<absl::optional<IssueResult>> ClaimIdempotency(
+      const IssueRequest& request, const IssueResult& result, absl::Time now);
+  absl::StatusOr<Verdict> ValidateOneTime(const ValidateRequest& request,
+                                          const UseInfo& use, absl::Time now);
+  absl::StatusOr<Verdict> ValidateSigned(const ValidateRequest& request,
+                                         const UseInfo& use, absl::Time now);
+  // The store record that stands for a signed token once used or revoked.
+  ChallengeRecord TokenRecord(const SignedToken& token) const;
+  // Returns the newest revocation marker of the device and the user.
+  absl::StatusOr<absl::Time> RevokedBefore(absl::string_view device_id,
+                                           absl::string_view user_id,
+                                           absl::Time now);
   // Revokes `record` and returns kAborted if a revocation of its device or
   // user happened at or after its creation.
   absl::Status CheckNotRevokedWhileIssuing(const ChallengeRecord& record,
@@ -145,6 +169,7 @@ class ChallengeAuthority {
   const AuthorityOptions options_;
   ChallengeStore* const store_;
   const Clock* const clock_;
+  const KeyRingHolder* const keys_;
 };
 
 // Returns the state name ("pending", "used", ...).

@@ -51,6 +51,9 @@ struct ChallengeRecord {
   ChallengeState state = ChallengeState::kPending;
   absl::Time used_at = absl::InfinitePast();
   std::string used_transaction_id;
+  // SHA-256 of the public key of the CSR presented with the use (raw 32
+  // bytes; empty if the use had no CSR).
+  std::string used_public_key_sha256;
   absl::Time revoked_at = absl::InfinitePast();
   std::string revoke_reason;
 
@@ -62,6 +65,12 @@ struct ChallengeRecord {
     }
     return state;
   }
+};
+
+// What a use records (and what a SCEP retry is compared with).
+struct UseInfo {
+  std::string transaction_id;
+  std::string public_key_sha256;  // Raw 32 bytes, or empty.
 };
 
 // The outcome of ChallengeStore::Consume.

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -52,10 +53,28 @@ class ChallengeStore {
                                               absl::Time now) = 0;
 
   // Atomically moves a pending, unexpired record to kUsed, recording `now`
-  // and `transaction_id`. Any other record is left as it is.
-  virtual absl::StatusOr<ConsumeResult> Consume(
-      absl::string_view id, absl::string_view transaction_id,
+  // and `use`. Any other record is left as it is.
+  virtual absl::StatusOr<ConsumeResult> Consume(absl::string_view id,
+                                                const UseInfo& use,
+                                                absl::Time now) = 0;
+
+  // Records the use of a signed token atomically. `token` (state kPending)
+  // describes it; no record exists for a token before its first use.
+  //   - no record: single-use -> store `token` as kUsed with `use` (kept
+  //     until token.forget_at) and return kConsumed; multi-use -> write
+  //     nothing, return kConsumed with `token`.
+  //   - a revoked record -> kRevoked.
+  //   - a used record -> kAlreadyUsed (single-use) or kConsumed (multi-use).
+  virtual absl::StatusOr<ConsumeResult> ConsumeToken(
+      const ChallengeRecord& token, bool multi_use, const UseInfo& use,
       absl::Time now) = 0;
+
+  // Revokes a signed token: stores `token` as kRevoked if there is no record
+  // (true), revokes a pending record (true), leaves a used or revoked one
+  // (false).
+  virtual absl::StatusOr<bool> RevokeToken(const ChallengeRecord& token,
+                                           absl::string_view reason,
+                                           absl::Time now) = 0;
 
   // Moves a pending record (expired or not) to kRevoked. Returns true if this
   // call revoked it, false if it was not pending, kNotFound if unknown.

@@ -70,8 +70,7 @@ absl::Status InMemoryChallengeStore::Insert(const ChallengeRecord& record,
   if (FindLive(record.id, now) != nullptr) {
     return absl::AlreadyExistsError("challenge id exists");
   }
-  records_[record.id] = record;
-  ScheduleForget(record.forget_at, EntryType::kRecord, record.id);
+  Put(record);
   for (auto [type, subject] :
        {std::make_pair(SubjectType::kDevice, &record.device_id),
         std::make_pair(SubjectType::kUser, &record.user_id)}) {
@@ -92,7 +91,7 @@ absl::StatusOr<ChallengeRecord> InMemoryChallengeStore::Get(
 }
 
 absl::StatusOr<ConsumeResult> InMemoryChallengeStore::Consume(
-    absl::string_view id, absl::string_view transaction_id, absl::Time now) {
+    absl::string_view id, const UseInfo& use, absl::Time now) {
   absl::MutexLock lock(&mu_);
   ConsumeResult result;
   ChallengeRecord* record = FindLive(id, now);
@@ -113,12 +112,64 @@ absl::StatusOr<ConsumeResult> InMemoryChallengeStore::Consume(
       } else {
         record->state = ChallengeState::kUsed;
         record->used_at = now;
-        record->used_transaction_id = std::string(transaction_id);
+        record->used_transaction_id = use.transaction_id;
+        record->used_public_key_sha256 = use.public_key_sha256;
         result.outcome = ConsumeResult::Outcome::kConsumed;
       }
   }
   result.record = *record;
   return result;
+}
+
+void InMemoryChallengeStore::Put(const ChallengeRecord& record) {
+  records_[record.id] = record;
+  ScheduleForget(record.forget_at, EntryType::kRecord, record.id);
+}
+
+absl::StatusOr<ConsumeResult> InMemoryChallengeStore::ConsumeToken(
+    const ChallengeRecord& token, bool multi_use, const UseInfo& use,
+    absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Sweep(now);
+  ConsumeResult result;
+  ChallengeRecord* record = FindLive(token.id, now);
+  if (record != nullptr && record->state == ChallengeState::kRevoked) {
+    result.outcome = ConsumeResult::Outcome::kRevoked;
+    result.record = *record;
+    return result;
+  }
+  if (record != nullptr && record->state == ChallengeState::kUsed) {
+    result.outcome = multi_use ? ConsumeResult::Outcome::kConsumed
+                               : ConsumeResult::Outcome::kAlreadyUsed;
+    result.record = *record;
+    return result;
+  }
+  result.outcome = ConsumeResult::Outcome::kConsumed;
+  result.record = token;
+  if (!multi_use) {
+    result.record.state = ChallengeState::kUsed;
+    result.record.used_at = now;
+    result.record.used_transaction_id = use.transaction_id;
+    result.record.used_public_key_sha256 = use.public_key_sha256;
+    Put(result.record);
+  }
+  return result;
+}
+
+absl::StatusOr<bool> InMemoryChallengeStore::RevokeToken(
+    const ChallengeRecord& token, absl::string_view reason, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Sweep(now);
+  ChallengeRecord* record = FindLive(token.id, now);
+  if (record != nullptr && record->state != ChallengeState::kPending) {
+    return false;
+  }
+  ChallengeRecord revoked = record != nullptr ? *record : token;
+  revoked.state = ChallengeState::kRevoked;
+  revoked.revoked_at = now;
+  revoked.revoke_reason = std::string(reason);
+  Put(revoked);
+  return true;
 }
 
 absl::StatusOr<bool> InMemoryChallengeStore::Revoke(absl::string_view id,

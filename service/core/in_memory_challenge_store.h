@@ -30,8 +30,15 @@ class InMemoryChallengeStore final : public ChallengeStore {
   absl::StatusOr<ChallengeRecord> Get(absl::string_view id,
                                       absl::Time now) override;
   absl::StatusOr<ConsumeResult> Consume(absl::string_view id,
-                                        absl::string_view transaction_id,
+                                        const UseInfo& use,
                                         absl::Time now) override;
+  absl::StatusOr<ConsumeResult> ConsumeToken(const ChallengeRecord& token,
+                                             bool multi_use,
+                                             const UseInfo& use,
+                                             absl::Time now) override;
+  absl::StatusOr<bool> RevokeToken(const ChallengeRecord& token,
+                                   absl::string_view reason,
+                                   absl::Time now) override;
   absl::StatusOr<bool> Revoke(absl::string_view id, absl::string_view reason,
                               absl::Time now) override;
   absl::StatusOr<int64_t> RevokeSubject(SubjectType type,
@@ -68,6 +75,8 @@ class InMemoryChallengeStore final : public ChallengeStore {
   // Returns the live record or null.
   ChallengeRecord* FindLive(absl::string_view id, absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores `record` (not indexed) and schedules its forgetting.
+  void Put(const ChallengeRecord& record) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Forgets everything whose forget_at <= now.
   void Sweep(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleForget(absl::Time at, EntryType type, const std::string& key)

@@ -351,9 +351,20 @@ class RevokeDuringInsertStore final : public ChallengeStore {
     return inner_->Get(id, now);
   }
   absl::StatusOr<ConsumeResult> Consume(absl::string_view id,
-                                        absl::string_view tx,
+                                        const UseInfo& use,
                                         absl::Time now) override {
-    return inner_->Consume(id, tx, now);
+    return inner_->Consume(id, use, now);
+  }
+  absl::StatusOr<ConsumeResult> ConsumeToken(const ChallengeRecord& token,
+                                             bool multi_use,
+                                             const UseInfo& use,
+                                             absl::Time now) override {
+    return inner_->ConsumeToken(token, multi_use, use, now);
+  }
+  absl::StatusOr<bool> RevokeToken(const ChallengeRecord& token,
+                                   absl::string_view reason,
+                                   absl::Time now) override {
+    return inner_->RevokeToken(token, reason, now);
   }
   absl::StatusOr<bool> Revoke(absl::string_view id, absl::string_view reason,
                               absl::Time now) override {

@@ -46,6 +46,14 @@ std::string ChallengeStoreContractTest::IdFor(int n) {
 
 namespace {
 
+UseInfo Use(const std::string& transaction_id,
+            const std::string& key_sha256 = "") {
+  UseInfo use;
+  use.transaction_id = transaction_id;
+  use.public_key_sha256 = key_sha256;
+  return use;
+}
+
 TEST_P(ChallengeStoreContractTest, InsertThenGetRoundTripsEveryField) {
   ChallengeRecord r = MakeRecord(IdFor(1), "dev-1", "user-1", absl::Hours(1));
   r.binding.common_name = "device.example.org";
@@ -89,19 +97,20 @@ TEST_P(ChallengeStoreContractTest, ConsumeSucceedsOnceThenSaysAlreadyUsed) {
                              Now()),
               IsOk());
   const absl::Time used_at = Now();
-  absl::StatusOr<ConsumeResult> first = store_->Consume(IdFor(4), "tx-1",
-                                                        used_at);
+  absl::StatusOr<ConsumeResult> first =
+      store_->Consume(IdFor(4), Use("tx-1", std::string(32, '\xab')), used_at);
   ASSERT_THAT(first, IsOk());
   EXPECT_EQ(first->outcome, ConsumeResult::Outcome::kConsumed);
   EXPECT_EQ(first->record.state, ChallengeState::kUsed);
   EXPECT_EQ(first->record.device_id, "dev");
 
-  absl::StatusOr<ConsumeResult> second = store_->Consume(IdFor(4), "tx-2",
+  absl::StatusOr<ConsumeResult> second = store_->Consume(IdFor(4), Use("tx-2"),
                                                          Now());
   ASSERT_THAT(second, IsOk());
   EXPECT_EQ(second->outcome, ConsumeResult::Outcome::kAlreadyUsed);
   EXPECT_EQ(second->record.used_at, used_at);
   EXPECT_EQ(second->record.used_transaction_id, "tx-1");
+  EXPECT_EQ(second->record.used_public_key_sha256, std::string(32, '\xab'));
 
   absl::StatusOr<ChallengeRecord> got = store_->Get(IdFor(4), Now());
   ASSERT_THAT(got, IsOk());
@@ -110,7 +119,7 @@ TEST_P(ChallengeStoreContractTest, ConsumeSucceedsOnceThenSaysAlreadyUsed) {
 }
 
 TEST_P(ChallengeStoreContractTest, ConsumeOfUnknownIdSaysNotFound) {
-  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(5), "", Now());
+  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(5), Use(""), Now());
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kNotFound);
 }
@@ -121,7 +130,7 @@ TEST_P(ChallengeStoreContractTest, ConsumeAfterExpirySaysExpiredAndKeepsIt) {
                   Now()),
               IsOk());
   Advance(absl::Milliseconds(300));
-  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(6), "", Now());
+  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(6), Use(""), Now());
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kExpired);
   absl::StatusOr<ChallengeRecord> got = store_->Get(IdFor(6), Now());
@@ -136,11 +145,11 @@ TEST_P(ChallengeStoreContractTest, RecordIsForgottenAtForgetAt) {
                                         absl::Milliseconds(100)),
                              Now()),
               IsOk());
-  ASSERT_THAT(store_->Consume(IdFor(7), "", Now()), IsOk());
+  ASSERT_THAT(store_->Consume(IdFor(7), Use(""), Now()), IsOk());
   Advance(absl::Milliseconds(400));
   EXPECT_THAT(store_->Get(IdFor(7), Now()),
               StatusIs(absl::StatusCode::kNotFound));
-  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(7), "", Now());
+  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(7), Use(""), Now());
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kNotFound);
   absl::StatusOr<ChallengePage> page =
@@ -165,7 +174,7 @@ TEST_P(ChallengeStoreContractTest, ExactlyOneOfManyConcurrentConsumesWins) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kRecords; ++i) {
         absl::StatusOr<ConsumeResult> r = store_->Consume(
-            IdFor(100 + i), absl::StrFormat("tx-%d", t), Now());
+            IdFor(100 + i), Use(absl::StrFormat("tx-%d", t)), Now());
         if (!r.ok()) {
           ++errors;
         } else if (r->outcome == ConsumeResult::Outcome::kConsumed) {
@@ -186,7 +195,7 @@ TEST_P(ChallengeStoreContractTest, RevokeOfPendingMakesConsumeSayRevoked) {
   EXPECT_THAT(store_->Revoke(IdFor(8), "lost phone", Now()),
               IsOkAndHolds(true));
   EXPECT_THAT(store_->Revoke(IdFor(8), "again", Now()), IsOkAndHolds(false));
-  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(8), "", Now());
+  absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(8), Use(""), Now());
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kRevoked);
   EXPECT_EQ(r->record.revoke_reason, "lost phone");
@@ -197,7 +206,7 @@ TEST_P(ChallengeStoreContractTest, RevokeOfUsedChangesNothing) {
   ASSERT_THAT(store_->Insert(MakeRecord(IdFor(9), "dev", "", absl::Hours(1)),
                              Now()),
               IsOk());
-  ASSERT_THAT(store_->Consume(IdFor(9), "tx", Now()), IsOk());
+  ASSERT_THAT(store_->Consume(IdFor(9), Use("tx"), Now()), IsOk());
   EXPECT_THAT(store_->Revoke(IdFor(9), "late", Now()), IsOkAndHolds(false));
   EXPECT_THAT(store_->Get(IdFor(9), Now()),
               IsOkAndHolds(Field(&ChallengeRecord::state,
@@ -222,7 +231,7 @@ TEST_P(ChallengeStoreContractTest, RevokeSubjectRevokesPendingOfThatSubject) {
                                         absl::Hours(1)),
                              Now()),
               IsOk());
-  ASSERT_THAT(store_->Consume(IdFor(13), "", Now()), IsOk());
+  ASSERT_THAT(store_->Consume(IdFor(13), Use(""), Now()), IsOk());
   ASSERT_THAT(store_->Insert(MakeRecord(IdFor(14), "dev-b", "user-a",
                                         absl::Hours(1)),
                              Now()),
@@ -356,6 +365,93 @@ TEST_P(ChallengeStoreContractTest, DeleteRemovesTheRecord) {
   ASSERT_THAT(page, IsOk());
   EXPECT_THAT(page->records, SizeIs(0));
   EXPECT_THAT(store_->Delete(IdFor(51)), IsOk());
+}
+
+ChallengeRecord TokenFor(ChallengeStoreContractTest* t, int n,
+                         absl::Time now) {
+  ChallengeRecord r;
+  r.id = absl::StrFormat("s%032x", n);
+  r.kind = ChallengeKind::kSigned;
+  r.device_id = "dev-token";
+  r.user_id = "user-token";
+  r.labels = {{"k", "v"}};
+  r.created_at = now;
+  r.expires_at = now + absl::Hours(1);
+  r.forget_at = r.expires_at + absl::Minutes(5);
+  (void)t;
+  return r;
+}
+
+TEST_P(ChallengeStoreContractTest, SingleUseTokenIsConsumedOnce) {
+  const ChallengeRecord token = TokenFor(this, 1, Now());
+  EXPECT_THAT(store_->Get(token.id, Now()),
+              StatusIs(absl::StatusCode::kNotFound));
+  absl::StatusOr<ConsumeResult> first =
+      store_->ConsumeToken(token, false, Use("tx-a", "k"), Now());
+  ASSERT_THAT(first, IsOk());
+  EXPECT_EQ(first->outcome, ConsumeResult::Outcome::kConsumed);
+  absl::StatusOr<ConsumeResult> again =
+      store_->ConsumeToken(token, false, Use("tx-b"), Now());
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->outcome, ConsumeResult::Outcome::kAlreadyUsed);
+  EXPECT_EQ(again->record.used_transaction_id, "tx-a");
+  EXPECT_EQ(again->record.used_public_key_sha256, "k");
+  absl::StatusOr<ChallengeRecord> got = store_->Get(token.id, Now());
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->state, ChallengeState::kUsed);
+  EXPECT_EQ(got->kind, ChallengeKind::kSigned);
+  EXPECT_EQ(got->device_id, "dev-token");
+  EXPECT_EQ(got->labels, token.labels);
+  EXPECT_EQ(got->forget_at, token.forget_at);
+}
+
+TEST_P(ChallengeStoreContractTest, ConcurrentTokenConsumesHaveOneWinner) {
+  const ChallengeRecord token = TokenFor(this, 2, Now());
+  std::atomic<int> wins{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      absl::StatusOr<ConsumeResult> r =
+          store_->ConsumeToken(token, false, Use("tx"), Now());
+      if (r.ok() && r->outcome == ConsumeResult::Outcome::kConsumed) ++wins;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wins.load(), 1);
+}
+
+TEST_P(ChallengeStoreContractTest, MultiUseTokenIsNeverUsedUp) {
+  const ChallengeRecord token = TokenFor(this, 3, Now());
+  for (int i = 0; i < 3; ++i) {
+    absl::StatusOr<ConsumeResult> r =
+        store_->ConsumeToken(token, true, Use("tx"), Now());
+    ASSERT_THAT(r, IsOk());
+    EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kConsumed);
+  }
+  EXPECT_THAT(store_->RevokeToken(token, "renewals stopped", Now()),
+              IsOkAndHolds(true));
+  absl::StatusOr<ConsumeResult> r =
+      store_->ConsumeToken(token, true, Use("tx"), Now());
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kRevoked);
+  EXPECT_EQ(r->record.revoke_reason, "renewals stopped");
+}
+
+TEST_P(ChallengeStoreContractTest, RevokeTokenBeforeAndAfterUse) {
+  const ChallengeRecord unused = TokenFor(this, 4, Now());
+  EXPECT_THAT(store_->RevokeToken(unused, "r", Now()), IsOkAndHolds(true));
+  EXPECT_THAT(store_->RevokeToken(unused, "r", Now()), IsOkAndHolds(false));
+  absl::StatusOr<ConsumeResult> r =
+      store_->ConsumeToken(unused, false, Use("tx"), Now());
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->outcome, ConsumeResult::Outcome::kRevoked);
+
+  const ChallengeRecord used = TokenFor(this, 5, Now());
+  ASSERT_THAT(store_->ConsumeToken(used, false, Use("tx"), Now()), IsOk());
+  EXPECT_THAT(store_->RevokeToken(used, "late", Now()), IsOkAndHolds(false));
+  EXPECT_THAT(store_->Get(used.id, Now()),
+              IsOkAndHolds(Field(&ChallengeRecord::state,
+                                 ChallengeState::kUsed)));
 }
 
 TEST_P(ChallengeStoreContractTest, PingSucceeds) {

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "absl/time/time.h"
@@ -27,6 +28,10 @@ struct StoreFactory {
   // Returns a fresh, empty store.
   std::function<std::unique_ptr<ChallengeStore>()> make;
 };
+
+inline void PrintTo(const StoreFactory& factory, std::ostream* os) {
+  *os << factory.name;
+}
 
 inline std::string StoreFactoryName(
     const ::testing::TestParamInfo<StoreFactory>& info) {

@@ -1,0 +1,59 @@
+// File: redis_url.h
+// Parses the address of a Redis server given on the command line:
+//
+//   redis://[user:password@]host[:port][/db]
+//   unix://[user:password@]/path/to/redis.sock[?db=N]
+//
+// User and password may be percent-encoded (RFC 3986), so a password can hold
+// '@', ':' or '/'. An IPv6 host is written in brackets: redis://[::1]:6379.
+// TLS (rediss://) is not supported by hiredis 0.14; reach a remote Redis
+// through a unix socket to a local TLS tunnel instead.
+#ifndef SCEPCA_SERVICE_REDIS_REDIS_URL_H_
+#define SCEPCA_SERVICE_REDIS_REDIS_URL_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace scepca {
+
+// Where and how to reach one Redis server. Copyable value type.
+struct RedisUrl {
+  enum class Transport { kTcp, kUnix };
+
+  Transport transport = Transport::kTcp;
+  // kTcp only: the host as written (name or IP literal, without brackets)
+  // and the port.
+  std::string host;
+  int port = 6379;
+  // kUnix only: the absolute path of the socket.
+  std::string socket_path;
+  // Credentials for AUTH; user is empty for "AUTH password" (the default
+  // user). Both empty: no AUTH.
+  std::string user;
+  std::string password;
+  bool has_password = false;
+  // The logical database to SELECT (0: no SELECT).
+  int db = 0;
+
+  // Returns the URL without user or password, e.g. "redis://10.0.0.5:6379/0"
+  // or "unix:///run/redis/redis.sock?db=0". Safe to log.
+  std::string Redacted() const;
+};
+
+// Parses `url`. Returns kInvalidArgument naming the problem (the message never
+// contains the password).
+absl::StatusOr<RedisUrl> ParseRedisUrl(absl::string_view url);
+
+// Resolves `host` once, now, to the numeric addresses to connect to (at most
+// four, IPv4 first), so that connecting later never blocks in getaddrinfo.
+// An IP literal is returned as is. Returns kUnavailable if the name does not
+// resolve now; callers may then fall back to the name.
+absl::StatusOr<std::vector<std::string>> ResolveRedisHost(
+    absl::string_view host);
+
+}  // namespace scepca
+
+#endif  // SCEPCA_SERVICE_REDIS_REDIS_URL_H_
