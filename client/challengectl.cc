@@ -131,6 +131,7 @@ std::string KindText(v1::ChallengeKind kind) {
 
 int Issue(const Globals& g, const std::vector<std::string>& args, Io io) {
   std::string device, user, kind = "one-time", cn, idempotency_key;
+  bool multi_use = false;
   std::string ttl_text;
   std::vector<std::string> dns, email, uri, labels;
   FlagSet flags("challengectl issue --device ID [FLAGS]",
@@ -150,6 +151,8 @@ int Issue(const Globals& g, const std::vector<std::string>& args, Io io) {
                                      "(repeatable)");
   flags.String("idempotency-key", &idempotency_key,
                "the same key and request return the same challenge");
+  flags.Bool("multi-use", &multi_use,
+             "signed only: valid any number of times until it expires");
   std::vector<std::string> rest;
   if (int rc = ParseCommandFlags(flags, args, io, "issue", &rest, 0); rc >= 0) {
     return rc;
@@ -188,6 +191,7 @@ int Issue(const Globals& g, const std::vector<std::string>& args, Io io) {
     (*request.mutable_labels())[label.substr(0, eq)] = label.substr(eq + 1);
   }
   request.set_idempotency_key(idempotency_key);
+  request.set_multi_use(multi_use);
   auto client = Connect(g);
   if (!client.ok()) return Fail(io, "issue", client.status());
   auto response = (*client)->IssueChallenge(request);

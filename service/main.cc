@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "service/core/challenge_authority.h"
 #include "service/core/in_memory_challenge_store.h"
+#include "service/core/key_ring.h"
 #include "service/core/log.h"
 #include "service/flags/flag_set.h"
 #include "service/grpc/authority_server.h"
@@ -45,6 +46,7 @@ int Run(int argc, char** argv) {
   AuthorityOptions authority_options;
   RedisStoreOptions redis_options;
   std::string store = "memory";
+  std::string hmac_keys;
   absl::Duration shutdown_grace = absl::Seconds(5);
 
   FlagSet flags("challenge-authority", kUsage);
@@ -60,6 +62,12 @@ int Run(int argc, char** argv) {
   flags.Duration("expired-retention", &authority_options.expired_retention,
                  "how long an expired, used or revoked challenge is "
                  "remembered so Validate can say why it is refused");
+  flags.String("hmac-keys", &hmac_keys,
+               "key file for signed challenges (mode 0600; reloaded on "
+               "SIGHUP; see 'challengectl keys')");
+  flags.Duration("clock-leeway", &authority_options.clock_leeway,
+                 "clock difference tolerated when checking signed "
+                 "challenges' times");
   flags.String("redis-prefix", &redis_options.prefix,
                "prefix of every Redis key");
   flags.Duration("redis-connect-timeout", &redis_options.connect_timeout,
@@ -106,6 +114,7 @@ int Run(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -116,9 +125,22 @@ int Run(int argc, char** argv) {
               << "\n";
     return 2;
   }
+  std::unique_ptr<KeyRingHolder> keys;
+  if (!hmac_keys.empty()) {
+    absl::StatusOr<KeyRing> ring = KeyRing::LoadFile(hmac_keys);
+    if (!ring.ok()) {
+      std::cerr << "challenge-authority: --hmac-keys: "
+                << ring.status().message() << "\n";
+      return 2;
+    }
+    LogInfo(absl::StrCat("loaded ", ring->keys().size(),
+                         " HMAC keys from ", hmac_keys, "; primary key ",
+                         ring->primary()->id));
+    keys = std::make_unique<KeyRingHolder>(*std::move(ring));
+  }
   absl::StatusOr<std::unique_ptr<ChallengeAuthority>> authority =
       ChallengeAuthority::Create(authority_options, challenge_store->get(),
-                                 RealClock::Get());
+                                 RealClock::Get(), keys.get());
   if (!authority.ok()) {
     std::cerr << "challenge-authority: " << authority.status().message()
               << "\n";
@@ -145,7 +167,25 @@ int Run(int argc, char** argv) {
                        ", max ttl ",
                        absl::FormatDuration(authority_options.max_ttl)));
   int received = 0;
-  sigwait(&signals, &received);
+  while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    if (keys == nullptr) {
+      LogInfo("SIGHUP: no --hmac-keys to reload");
+      continue;
+    }
+    // Calls in flight keep the ring they started with; new calls see the
+    // new one. A bad file keeps the old ring.
+    absl::StatusOr<KeyRing> ring = KeyRing::LoadFile(hmac_keys);
+    if (!ring.ok()) {
+      LogError(absl::StrCat("SIGHUP: keeping the current keys: ",
+                            ring.status().message()));
+      continue;
+    }
+    const uint32_t primary = ring->primary()->id;
+    const size_t count = ring->keys().size();
+    keys->Set(*std::move(ring));
+    LogInfo(absl::StrCat("SIGHUP: reloaded ", count, " HMAC keys; primary key ",
+                         primary, "; generation ", keys->generation()));
+  }
   LogInfo(absl::StrCat("received signal ", received,
                        ", finishing in-flight calls"));
   (*server)->Shutdown(shutdown_grace);

@@ -425,7 +425,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::Validate(
   return Refuse(Reason::kMalformed,
                 "not a challenge issued by this authority (a one-time "
                 "challenge is 26 characters A-Z2-7; a signed one is base64 "
-                "starting with AQ)",
+                "of a version 1 token)",
                 absl::nullopt);
 }
 

@@ -87,8 +87,11 @@ bool IsSignedChallengeId(absl::string_view id) {
 }
 
 bool LooksLikeSignedToken(absl::string_view text) {
-  // Base64 of 0x01 followed by anything starts with "AQ".
-  return text.size() > 26 && text.substr(0, 2) == "AQ";
+  // The first 12 bits of the text are the version byte 0x01 and the top
+  // nibble of the key id: "A" then one of the base64 digits 16..31.
+  return text.size() > 26 && text[0] == 'A' &&
+         ((text[1] >= 'Q' && text[1] <= 'Z') ||
+          (text[1] >= 'a' && text[1] <= 'f'));
 }
 
 absl::StatusOr<std::string> EncodeSignedToken(const SignedToken& token,

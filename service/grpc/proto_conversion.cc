@@ -88,6 +88,7 @@ absl::StatusOr<IssueRequest> FromProto(const v1::IssueChallengeRequest& in) {
   out.binding = FromProto(in.binding());
   out.labels.insert(in.labels().begin(), in.labels().end());
   out.idempotency_key = in.idempotency_key();
+  out.multi_use = in.multi_use();
   return out;
 }
 
