@@ -38,15 +38,14 @@ void ChallengeClient::PrepareContext(grpc::ClientContext* context) const {
   context->set_deadline(absl::ToChronoTime(absl::Now() + options_.deadline));
 }
 
-#define SCEPCA_CLIENT_CALL(Method, Request, Response)              \
-  absl::StatusOr<Response> ChallengeClient::Method(                \
-      const Request& request) {                                    \
-    grpc::ClientContext context;                                   \
-    PrepareContext(&context);                                      \
-    Response response;                                             \
-    grpc::Status status = stub_->Method(&context, request, &response); \
-    if (!status.ok()) return FromGrpcStatus(status);               \
-    return response;                                               \
+#define SCEPCA_CLIENT_CALL(Method, Request, Response)                        \
+  absl::StatusOr<Response> ChallengeClient::Method(const Request& request) { \
+    grpc::ClientContext context;                                             \
+    PrepareContext(&context);                                                \
+    Response response;                                                       \
+    grpc::Status status = stub_->Method(&context, request, &response);       \
+    if (!status.ok()) return FromGrpcStatus(status);                         \
+    return response;                                                         \
   }
 
 SCEPCA_CLIENT_CALL(IssueChallenge, v1::IssueChallengeRequest,

@@ -16,6 +16,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "client/challenge_client.h"
+#include "service/core/csr.h"
+#include "service/core/hashing.h"
 #include "service/core/key_ring.h"
 #include "service/flags/flag_set.h"
 
@@ -35,6 +37,7 @@ constexpr char kMainUsage[] =
     "  get       show one challenge by its id\n"
     "  list      list the challenges of a device or a user\n"
     "  keys      manage the HMAC key file of signed challenges\n"
+    "  csr       inspect a PKCS#10 request as the authority reads it\n"
     "\n"
     "Run 'challengectl COMMAND --help' for a command's flags.\n"
     "Exit codes: 0 success or valid; 1 denied (not valid, or not found);\n"
@@ -72,8 +75,8 @@ std::string TimeText(const google::protobuf::Timestamp& t) {
 
 int Fail(Io io, const std::string& command, const absl::Status& status) {
   io.err << "challengectl " << command << ": "
-         << absl::StatusCodeToString(status.code()) << ": "
-         << status.message() << "\n";
+         << absl::StatusCodeToString(status.code()) << ": " << status.message()
+         << "\n";
   return ExitCodeForStatus(status);
 }
 
@@ -89,15 +92,16 @@ int ParseCommandFlags(FlagSet& flags, const std::vector<std::string>& args,
                       std::vector<std::string>* positional,
                       size_t max_positional) {
   absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args);
-  if (!rest.ok()) return UsageError(io, command, std::string(rest.status().message()));
+  if (!rest.ok())
+    return UsageError(io, command, std::string(rest.status().message()));
   if (flags.help_requested()) {
     io.out << flags.Usage();
     return kExitOk;
   }
   if (rest->size() > max_positional) {
-    return UsageError(io, command,
-                      absl::StrCat("unexpected argument '",
-                                   (*rest)[max_positional], "'"));
+    return UsageError(
+        io, command,
+        absl::StrCat("unexpected argument '", (*rest)[max_positional], "'"));
   }
   *positional = *std::move(rest);
   return -1;
@@ -141,14 +145,16 @@ int Issue(const Globals& g, const std::vector<std::string>& args, Io io) {
   flags.String("device", &device, "device id (required)");
   flags.String("user", &user, "user id");
   flags.String("kind", &kind, "one-time | signed");
-  flags.String("ttl", &ttl_text, "lifetime, e.g. 15m, 1h, 7d (server default "
-                                 "if unset)");
+  flags.String("ttl", &ttl_text,
+               "lifetime, e.g. 15m, 1h, 7d (server default "
+               "if unset)");
   flags.String("cn", &cn, "subject CN the CSR must ask for");
   flags.StringList("dns", &dns, "allowed DNS SAN (repeatable)");
   flags.StringList("email", &email, "allowed e-mail SAN (repeatable)");
   flags.StringList("uri", &uri, "allowed URI SAN (repeatable)");
-  flags.StringList("label", &labels, "KEY=VALUE returned by Validate "
-                                     "(repeatable)");
+  flags.StringList("label", &labels,
+                   "KEY=VALUE returned by Validate "
+                   "(repeatable)");
   flags.String("idempotency-key", &idempotency_key,
                "the same key and request return the same challenge");
   flags.Bool("multi-use", &multi_use,
@@ -176,7 +182,8 @@ int Issue(const Globals& g, const std::vector<std::string>& args, Io io) {
     }
     const int64_t nanos = absl::ToInt64Nanoseconds(*ttl);
     request.mutable_ttl()->set_seconds(nanos / 1'000'000'000);
-    request.mutable_ttl()->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+    request.mutable_ttl()->set_nanos(
+        static_cast<int32_t>(nanos % 1'000'000'000));
   }
   request.mutable_binding()->set_common_name(cn);
   for (const auto& v : dns) request.mutable_binding()->add_dns_names(v);
@@ -245,8 +252,11 @@ int Validate(const Globals& g, const std::vector<std::string>& args, Io io) {
     io.out << ToJson(*response) << "\n";
   } else if (response->valid()) {
     io.out << "valid: device " << response->device_id();
-    if (!response->user_id().empty()) io.out << ", user " << response->user_id();
-    io.out << ", challenge id " << response->challenge_id() << "\n";
+    if (!response->user_id().empty())
+      io.out << ", user " << response->user_id();
+    io.out << ", challenge id " << response->challenge_id();
+    if (response->repeat()) io.out << " (repeat of the successful request)";
+    io.out << "\n";
   } else {
     io.out << "invalid: " << ReasonText(response->reason()) << ": "
            << response->message() << "\n";
@@ -267,7 +277,8 @@ int Revoke(const Globals& g, const std::vector<std::string>& args, Io io) {
   flags.String("user", &user, "every challenge of this user");
   flags.String("reason", &reason, "free text recorded with the revocation");
   std::vector<std::string> rest;
-  if (int rc = ParseCommandFlags(flags, args, io, "revoke", &rest, 0); rc >= 0) {
+  if (int rc = ParseCommandFlags(flags, args, io, "revoke", &rest, 0);
+      rc >= 0) {
     return rc;
   }
   v1::RevokeRequest request;
@@ -324,11 +335,14 @@ void PrintInfo(const v1::ChallengeInfo& info, std::ostream& out) {
   }
   std::map<std::string, std::string> labels(info.labels().begin(),
                                             info.labels().end());
-  for (const auto& [k, v] : labels) out << "label:        " << k << "=" << v << "\n";
+  for (const auto& [k, v] : labels)
+    out << "label:        " << k << "=" << v << "\n";
   const auto& b = info.binding();
-  if (!b.common_name().empty()) out << "bind cn:      " << b.common_name() << "\n";
+  if (!b.common_name().empty())
+    out << "bind cn:      " << b.common_name() << "\n";
   for (const auto& v : b.dns_names()) out << "bind dns:     " << v << "\n";
-  for (const auto& v : b.email_addresses()) out << "bind email:   " << v << "\n";
+  for (const auto& v : b.email_addresses())
+    out << "bind email:   " << v << "\n";
   for (const auto& v : b.uris()) out << "bind uri:     " << v << "\n";
 }
 
@@ -340,7 +354,8 @@ int Get(const Globals& g, const std::vector<std::string>& args, Io io) {
   if (int rc = ParseCommandFlags(flags, args, io, "get", &rest, 1); rc >= 0) {
     return rc;
   }
-  if (rest.size() != 1) return UsageError(io, "get", "CHALLENGE_ID is required");
+  if (rest.size() != 1)
+    return UsageError(io, "get", "CHALLENGE_ID is required");
   v1::GetChallengeRequest request;
   request.set_challenge_id(rest[0]);
   auto client = Connect(g);
@@ -368,8 +383,9 @@ int List(const Globals& g, const std::vector<std::string>& args, Io io) {
     return rc;
   }
   if (device.empty() == user.empty()) {
-    return UsageError(io, "list", "exactly one of --device and --user is "
-                                  "required");
+    return UsageError(io, "list",
+                      "exactly one of --device and --user is "
+                      "required");
   }
   auto client = Connect(g);
   if (!client.ok()) return Fail(io, "list", client.status());
@@ -395,6 +411,82 @@ int List(const Globals& g, const std::vector<std::string>& args, Io io) {
                               c.challenge_id(), StateText(c.state()),
                               KindText(c.kind()), TimeText(c.expires_at()),
                               c.user_id());
+  }
+  return kExitOk;
+}
+
+std::string ReadWholeFile(const std::string& path, bool* ok) {
+  std::ifstream in(path, std::ios::binary);
+  *ok = static_cast<bool>(in);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+int Csr(const Globals& g, const std::vector<std::string>& args, Io io) {
+  bool show_challenge = false;
+  FlagSet flags("challengectl csr inspect FILE [--show-challenge]",
+                "Prints what the authority reads from a PKCS#10 request (DER "
+                "or PEM):\nsubject, SANs, key, and the challengePassword's "
+                "type and presence\n(its value only with --show-challenge). "
+                "Exit code 1 if the authority would\nrefuse the request as "
+                "CSR_INVALID (the rule is printed).");
+  flags.Bool("show-challenge", &show_challenge,
+             "also print the challengePassword itself");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "csr", &rest, 2); rc >= 0) {
+    return rc;
+  }
+  if (rest.size() != 2 || rest[0] != "inspect") {
+    return UsageError(io, "csr", "usage: csr inspect FILE");
+  }
+  bool ok = false;
+  const std::string body = ReadWholeFile(rest[1], &ok);
+  if (!ok) return UsageError(io, "csr", absl::StrCat("cannot read ", rest[1]));
+  absl::StatusOr<ParsedCsr> csr = ParseCsr(body);
+  if (!csr.ok()) {
+    io.out << "invalid: " << csr.status().message() << "\n";
+    return kExitDenied;
+  }
+  if (g.json) {
+    v1::CsrInfo info;
+    info.set_subject(csr->subject);
+    info.set_common_name(csr->common_name);
+    for (const auto& v : csr->dns_names) info.add_dns_names(v);
+    for (const auto& v : csr->email_addresses) info.add_email_addresses(v);
+    for (const auto& v : csr->uris) info.add_uris(v);
+    for (const auto& v : csr->ip_addresses) info.add_ip_addresses(v);
+    info.set_key_type(csr->key_type);
+    info.set_key_bits(csr->key_bits);
+    info.set_key_curve(csr->key_curve);
+    info.set_public_key_sha256(csr->public_key_sha256);
+    info.set_challenge_type(
+        std::string(ChallengeStringTypeName(csr->challenge_type)));
+    io.out << ToJson(info) << "\n";
+    return kExitOk;
+  }
+  io.out << "subject:      " << csr->subject << "\n"
+         << "common name:  " << csr->common_name << "\n";
+  for (const auto& v : csr->dns_names) io.out << "DNS SAN:      " << v << "\n";
+  for (const auto& v : csr->email_addresses) {
+    io.out << "e-mail SAN:   " << v << "\n";
+  }
+  for (const auto& v : csr->uris) io.out << "URI SAN:      " << v << "\n";
+  for (const auto& v : csr->ip_addresses)
+    io.out << "IP SAN:       " << v << "\n";
+  io.out << "key:          " << csr->key_type << " " << csr->key_bits
+         << (csr->key_curve.empty() ? "" : absl::StrCat(" ", csr->key_curve))
+         << "\n"
+         << "key sha256:   " << HexEncode(csr->public_key_sha256) << "\n"
+         << "challenge:    "
+         << (csr->has_challenge
+                 ? absl::StrCat("present (",
+                                ChallengeStringTypeName(csr->challenge_type),
+                                ")")
+                 : "absent")
+         << "\n";
+  if (show_challenge && csr->has_challenge) {
+    io.out << "challenge value: " << csr->challenge << "\n";
   }
   return kExitOk;
 }
@@ -452,8 +544,8 @@ int Keys(const Globals& /*g*/, const std::vector<std::string>& args, Io io) {
     }
     return kExitOk;
   } else {
-    return UsageError(io, "keys", absl::StrCat("unknown subcommand '", sub,
-                                               "'"));
+    return UsageError(io, "keys",
+                      absl::StrCat("unknown subcommand '", sub, "'"));
   }
   if (!changed.ok()) return Fail(io, "keys", changed);
   if (absl::Status st = WriteKeyFile(file, *ring); !st.ok()) {
@@ -514,12 +606,12 @@ int RunChallengectl(const std::vector<std::string>& args, std::ostream& out,
   }
   const std::string command = (*rest)[0];
   const std::vector<std::string> command_args(rest->begin() + 1, rest->end());
-  static const auto* const kCommands =
-      new std::map<std::string,
-                   std::function<int(const Globals&,
-                                     const std::vector<std::string>&, Io)>>{
-          {"issue", Issue},   {"validate", Validate}, {"revoke", Revoke},
-          {"get", Get},       {"list", List},         {"keys", Keys}};
+  static const auto* const kCommands = new std::map<
+      std::string,
+      std::function<int(const Globals&, const std::vector<std::string>&, Io)>>{
+      {"issue", Issue}, {"validate", Validate}, {"revoke", Revoke},
+      {"get", Get},     {"list", List},         {"keys", Keys},
+      {"csr", Csr}};
   auto it = kCommands->find(command);
   if (it == kCommands->end()) {
     err << "challengectl: unknown command '" << command

@@ -13,10 +13,11 @@
 namespace scepca {
 
 // Exit codes of challengectl.
-inline constexpr int kExitOk = 0;        // Success, or the challenge is valid.
-inline constexpr int kExitDenied = 1;    // A denial: the challenge is not valid.
-inline constexpr int kExitRefused = 2;   // Usage error or request refused.
-inline constexpr int kExitNoAnswer = 3;  // Unreachable / unavailable / internal.
+inline constexpr int kExitOk = 0;       // Success, or the challenge is valid.
+inline constexpr int kExitDenied = 1;   // A denial: the challenge is not valid.
+inline constexpr int kExitRefused = 2;  // Usage error or request refused.
+inline constexpr int kExitNoAnswer =
+    3;  // Unreachable / unavailable / internal.
 
 // Returns the exit code for an RPC that failed with `status`.
 int ExitCodeForStatus(const absl::Status& status);

@@ -7,6 +7,6 @@
 #include "client/challengectl.h"
 
 int main(int argc, char** argv) {
-  return scepca::RunChallengectl(std::vector<std::string>(argv + 1, argv + argc),
-                                 std::cout, std::cerr);
+  return scepca::RunChallengectl(
+      std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);
 }

@@ -70,6 +70,9 @@ int Run(int argc, char** argv) {
                  "challenges' times");
   flags.String("redis-prefix", &redis_options.prefix,
                "prefix of every Redis key");
+  flags.String("redis-password-file", &redis_options.password_file,
+               "file (mode 0600) with the Redis password, so it stays out "
+               "of --store and ps");
   flags.Duration("redis-connect-timeout", &redis_options.connect_timeout,
                  "Redis connect timeout");
   flags.Duration("redis-command-timeout", &redis_options.command_timeout,
@@ -133,9 +136,8 @@ int Run(int argc, char** argv) {
                 << ring.status().message() << "\n";
       return 2;
     }
-    LogInfo(absl::StrCat("loaded ", ring->keys().size(),
-                         " HMAC keys from ", hmac_keys, "; primary key ",
-                         ring->primary()->id));
+    LogInfo(absl::StrCat("loaded ", ring->keys().size(), " HMAC keys from ",
+                         hmac_keys, "; primary key ", ring->primary()->id));
     keys = std::make_unique<KeyRingHolder>(*std::move(ring));
   }
   absl::StatusOr<std::unique_ptr<ChallengeAuthority>> authority =
@@ -160,12 +162,11 @@ int Run(int argc, char** argv) {
   }
   const std::string host =
       server_options.listen.substr(0, server_options.listen.rfind(':'));
-  LogInfo(absl::StrCat("challenge-authority listening on ", host, ":",
-                       (*server)->port(), " with store ",
-                       (*challenge_store)->Describe(), ", default ttl ",
-                       absl::FormatDuration(authority_options.default_ttl),
-                       ", max ttl ",
-                       absl::FormatDuration(authority_options.max_ttl)));
+  LogInfo(absl::StrCat(
+      "challenge-authority listening on ", host, ":", (*server)->port(),
+      " with store ", (*challenge_store)->Describe(), ", default ttl ",
+      absl::FormatDuration(authority_options.default_ttl), ", max ttl ",
+      absl::FormatDuration(authority_options.max_ttl)));
   int received = 0;
   while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
     if (keys == nullptr) {

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "service/core/hashing.h"
 #include "service/core/idempotency.h"
+#include "service/core/identity_binding.h"
 #include "service/core/one_time_challenge.h"
 #include "service/core/random.h"
 #include "service/core/status_macros.h"
@@ -38,9 +39,9 @@ absl::Status CheckText(absl::string_view value, absl::string_view field,
     return absl::OkStatus();
   }
   if (value.size() > max_length) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, " is ", value.size(), " bytes; at most ", max_length,
-        " are allowed"));
+    return absl::InvalidArgumentError(absl::StrCat(field, " is ", value.size(),
+                                                   " bytes; at most ",
+                                                   max_length, " are allowed"));
   }
   for (unsigned char c : value) {
     if (c < 0x20 || c == 0x7f) {
@@ -54,7 +55,8 @@ absl::Status CheckText(absl::string_view value, absl::string_view field,
 absl::Status CheckList(const std::vector<std::string>& values,
                        absl::string_view field) {
   for (size_t i = 0; i < values.size(); ++i) {
-    SCEPCA_RETURN_IF_ERROR(CheckText(values[i], absl::StrCat(field, "[", i, "]"),
+    SCEPCA_RETURN_IF_ERROR(CheckText(values[i],
+                                     absl::StrCat(field, "[", i, "]"),
                                      kMaxSanLength, /*required=*/true));
   }
   return absl::OkStatus();
@@ -70,9 +72,9 @@ std::string RequestFingerprint(const IssueRequest& request) {
   add(request.device_id);
   add(request.user_id);
   add(absl::StrCat(static_cast<int>(request.kind)));
-  add(request.ttl.has_value() ? absl::StrCat(absl::ToInt64Milliseconds(
-                                    *request.ttl))
-                              : "default");
+  add(request.ttl.has_value()
+          ? absl::StrCat(absl::ToInt64Milliseconds(*request.ttl))
+          : "default");
   add(request.binding.common_name);
   for (const auto* list :
        {&request.binding.dns_names, &request.binding.email_addresses,
@@ -114,23 +116,23 @@ Verdict VerdictForState(const ChallengeRecord& record, absl::Time now) {
       return v;
     }
     case ChallengeState::kExpired:
-      return Refuse(Reason::kExpired,
-                    absl::StrCat("challenge expired at ",
-                                 TimeText(record.expires_at)),
-                    record);
+      return Refuse(
+          Reason::kExpired,
+          absl::StrCat("challenge expired at ", TimeText(record.expires_at)),
+          record);
     case ChallengeState::kUsed:
       return Refuse(Reason::kAlreadyUsed,
                     absl::StrCat("challenge was already used at ",
                                  TimeText(record.used_at)),
                     record);
     case ChallengeState::kRevoked:
-      return Refuse(Reason::kRevoked,
-                    absl::StrCat("challenge was revoked at ",
-                                 TimeText(record.revoked_at),
-                                 record.revoke_reason.empty()
-                                     ? ""
-                                     : absl::StrCat(": ", record.revoke_reason)),
-                    record);
+      return Refuse(
+          Reason::kRevoked,
+          absl::StrCat("challenge was revoked at ", TimeText(record.revoked_at),
+                       record.revoke_reason.empty()
+                           ? ""
+                           : absl::StrCat(": ", record.revoke_reason)),
+          record);
   }
   return Refuse(Reason::kNotFound, "challenge is in an unknown state", record);
 }
@@ -188,8 +190,7 @@ absl::Status AuthorityOptions::Check() const {
         "default_ttl must be between 1s and max_ttl");
   }
   if (clock_leeway < absl::ZeroDuration() || clock_leeway > absl::Hours(1)) {
-    return absl::InvalidArgumentError(
-        "clock_leeway must be between 0 and 1h");
+    return absl::InvalidArgumentError("clock_leeway must be between 0 and 1h");
   }
   if (expired_retention < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("expired_retention must not be negative");
@@ -216,13 +217,14 @@ absl::Status ChallengeAuthority::CheckIssueRequest(
       CheckText(request.user_id, "user_id", kMaxIdLength, false));
   if (request.ttl.has_value() &&
       (*request.ttl < absl::Seconds(1) || *request.ttl > options_.max_ttl)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ttl is ", absl::FormatDuration(*request.ttl),
-        "; it must be between 1s and ", absl::FormatDuration(options_.max_ttl)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("ttl is ", absl::FormatDuration(*request.ttl),
+                     "; it must be between 1s and ",
+                     absl::FormatDuration(options_.max_ttl)));
   }
   SCEPCA_RETURN_IF_ERROR(CheckText(request.binding.common_name,
-                                   "binding.common_name",
-                                   kMaxCommonNameLength, false));
+                                   "binding.common_name", kMaxCommonNameLength,
+                                   false));
   SCEPCA_RETURN_IF_ERROR(
       CheckList(request.binding.dns_names, "binding.dns_names"));
   SCEPCA_RETURN_IF_ERROR(
@@ -262,9 +264,8 @@ absl::Status ChallengeAuthority::CheckIssueRequest(
 
 absl::Status ChallengeAuthority::CheckNotRevokedWhileIssuing(
     const ChallengeRecord& record, absl::Time now) {
-  SCEPCA_ASSIGN_OR_RETURN(
-      absl::Time revoked_before,
-      RevokedBefore(record.device_id, record.user_id, now));
+  SCEPCA_ASSIGN_OR_RETURN(absl::Time revoked_before,
+                          RevokedBefore(record.device_id, record.user_id, now));
   if (revoked_before < record.created_at) return absl::OkStatus();
   // The revocation may have missed this record (it raced the index write):
   // revoke it here so no pending record predates its subject's revocation.
@@ -409,42 +410,151 @@ absl::StatusOr<IssueResult> ChallengeAuthority::Issue(
 
 absl::StatusOr<Verdict> ChallengeAuthority::Validate(
     const ValidateRequest& request) {
-  SCEPCA_RETURN_IF_ERROR(CheckPresentedChallenge(request.challenge,
-                                                 "challenge"));
   SCEPCA_RETURN_IF_ERROR(CheckText(request.transaction_id, "transaction_id",
                                    kMaxTransactionIdLength, false));
+  absl::optional<ParsedCsr> csr;
+  if (!request.csr.empty()) {
+    absl::StatusOr<ParsedCsr> parsed =
+        ParseCsr(request.csr, options_.csr_policy);
+    if (!parsed.ok()) {
+      // Refused before anything is looked up or consumed.
+      return Refuse(Reason::kCsrInvalid, std::string(parsed.status().message()),
+                    absl::nullopt);
+    }
+    csr = *std::move(parsed);
+  }
+  std::string challenge = request.challenge;
+  if (challenge.empty()) {
+    if (!csr.has_value()) {
+      return absl::InvalidArgumentError(
+          "challenge is required (or a csr with a challengePassword)");
+    }
+    if (!csr->has_challenge) {
+      return Refuse(Reason::kCsrInvalid,
+                    "the CSR has no challengePassword and no challenge was "
+                    "given",
+                    absl::nullopt);
+    }
+    challenge = csr->challenge;
+    if (absl::Status st =
+            CheckPresentedChallenge(challenge, "the CSR's challengePassword");
+        !st.ok()) {
+      return Refuse(Reason::kCsrInvalid, std::string(st.message()),
+                    absl::nullopt);
+    }
+  } else {
+    SCEPCA_RETURN_IF_ERROR(CheckPresentedChallenge(challenge, "challenge"));
+    if (csr.has_value() && csr->has_challenge &&
+        !ConstantTimeEquals(csr->challenge, challenge)) {
+      return Refuse(Reason::kChallengeMismatch,
+                    "challenge differs from the CSR's challengePassword (the "
+                    "CSR's is what the device sent)",
+                    absl::nullopt);
+    }
+  }
   UseInfo use;
   use.transaction_id = request.transaction_id;
+  if (csr.has_value()) use.public_key_sha256 = csr->public_key_sha256;
+  const ParsedCsr* csr_ptr = csr.has_value() ? &*csr : nullptr;
   const absl::Time now = Now();
-  if (IsOneTimeChallengeFormat(request.challenge)) {
-    return ValidateOneTime(request, use, now);
+  absl::StatusOr<Verdict> verdict;
+  if (IsOneTimeChallengeFormat(challenge)) {
+    verdict = ValidateOneTime(challenge, request.dry_run, csr_ptr, use, now);
+  } else if (LooksLikeSignedToken(challenge)) {
+    verdict = ValidateSigned(challenge, request.dry_run, csr_ptr, use, now);
+  } else {
+    verdict = Refuse(Reason::kMalformed,
+                     "not a challenge issued by this authority (a one-time "
+                     "challenge is 26 characters A-Z2-7; a signed one is "
+                     "base64 of a version 1 token)",
+                     absl::nullopt);
   }
-  if (LooksLikeSignedToken(request.challenge)) {
-    return ValidateSigned(request, use, now);
+  if (verdict.ok() && csr.has_value()) {
+    csr->challenge.clear();
+    verdict->csr = *std::move(csr);
   }
-  return Refuse(Reason::kMalformed,
-                "not a challenge issued by this authority (a one-time "
-                "challenge is 26 characters A-Z2-7; a signed one is base64 "
-                "of a version 1 token)",
-                absl::nullopt);
+  return verdict;
+}
+
+absl::optional<Verdict> ChallengeAuthority::CheckIdentity(
+    const ChallengeRecord& record, const ParsedCsr* csr) const {
+  if (record.binding.empty()) return absl::nullopt;
+  if (csr == nullptr) {
+    return Refuse(Reason::kCsrRequired,
+                  "this challenge is bound to an identity; validate it with "
+                  "the CSR",
+                  record);
+  }
+  absl::Status match = CheckBinding(record.binding, *csr);
+  if (match.ok()) return absl::nullopt;
+  return Refuse(Reason::kIdentityMismatch,
+                absl::StrCat("identity mismatch: ", match.message()), record);
+}
+
+Verdict ChallengeAuthority::UsedVerdict(const ChallengeRecord& record,
+                                        const ParsedCsr* csr,
+                                        const UseInfo& use,
+                                        absl::Time now) const {
+  const bool same_use =
+      record.state == ChallengeState::kUsed && !use.transaction_id.empty() &&
+      !use.public_key_sha256.empty() &&
+      record.used_transaction_id == use.transaction_id &&
+      ConstantTimeEquals(record.used_public_key_sha256, use.public_key_sha256);
+  const absl::Time end = record.kind == ChallengeKind::kSigned
+                             ? record.expires_at + options_.clock_leeway
+                             : record.expires_at;
+  if (same_use && now < end) {
+    if (absl::optional<Verdict> refused = CheckIdentity(record, csr)) {
+      return *std::move(refused);
+    }
+    Verdict v;
+    v.valid = true;
+    v.reason = Reason::kValid;
+    v.repeat = true;
+    v.message =
+        "challenge is valid: a repeat of the successful request (same "
+        "transaction id and key)";
+    v.record = record;
+    return v;
+  }
+  return VerdictForState(record, now);
 }
 
 absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
-    const ValidateRequest& request, const UseInfo& use, absl::Time now) {
-  const std::string id = ChallengeIdOf(request.challenge);
-  if (request.dry_run) {
+    absl::string_view challenge, bool dry_run, const ParsedCsr* csr,
+    const UseInfo& use, absl::Time now) {
+  const std::string id = ChallengeIdOf(challenge);
+  if (dry_run || csr == nullptr) {
+    // Without a CSR, look before consuming: a bound challenge must not be
+    // used up by a request that cannot prove the identity.
     absl::StatusOr<ChallengeRecord> record = store_->Get(id, now);
     if (absl::IsNotFound(record.status())) {
-      return Refuse(Reason::kNotFound, "challenge is not known",
-                    absl::nullopt);
+      return Refuse(Reason::kNotFound, "challenge is not known", absl::nullopt);
     }
     SCEPCA_RETURN_IF_ERROR(record.status());
-    return VerdictForState(*record, now);
+    if (record->StateAt(now) == ChallengeState::kPending) {
+      if (absl::optional<Verdict> refused = CheckIdentity(*record, csr)) {
+        return *std::move(refused);
+      }
+    }
+    if (dry_run) {
+      if (record->state == ChallengeState::kUsed) {
+        return UsedVerdict(*record, csr, use, now);
+      }
+      return VerdictForState(*record, now);
+    }
   }
   SCEPCA_ASSIGN_OR_RETURN(ConsumeResult consumed,
                           store_->Consume(id, use, now));
   switch (consumed.outcome) {
     case ConsumeResult::Outcome::kConsumed: {
+      // A CSR that does not match burns the challenge: whoever holds it is
+      // not enrolling the identity it was issued for.
+      if (absl::optional<Verdict> refused =
+              CheckIdentity(consumed.record, csr)) {
+        refused->message += "; the challenge is now used up";
+        return *std::move(refused);
+      }
       Verdict v;
       v.valid = true;
       v.reason = Reason::kValid;
@@ -453,17 +563,18 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
       return v;
     }
     case ConsumeResult::Outcome::kNotFound:
-      return Refuse(Reason::kNotFound, "challenge is not known",
-                    absl::nullopt);
-    case ConsumeResult::Outcome::kExpired:
+      return Refuse(Reason::kNotFound, "challenge is not known", absl::nullopt);
     case ConsumeResult::Outcome::kAlreadyUsed:
+      return UsedVerdict(consumed.record, csr, use, now);
+    case ConsumeResult::Outcome::kExpired:
     case ConsumeResult::Outcome::kRevoked:
       return VerdictForState(consumed.record, now);
   }
   return absl::InternalError("unexpected consume outcome");
 }
 
-ChallengeRecord ChallengeAuthority::TokenRecord(const SignedToken& token) const {
+ChallengeRecord ChallengeAuthority::TokenRecord(
+    const SignedToken& token) const {
   ChallengeRecord record;
   record.id = SignedChallengeId(token.token_id);
   record.kind = ChallengeKind::kSigned;
@@ -474,13 +585,14 @@ ChallengeRecord ChallengeAuthority::TokenRecord(const SignedToken& token) const 
   record.created_at = token.issued_at;
   record.expires_at = token.expires_at;
   // A replay must be remembered for as long as the token could be accepted.
-  record.forget_at = token.expires_at + options_.clock_leeway +
-                     options_.expired_retention;
+  record.forget_at =
+      token.expires_at + options_.clock_leeway + options_.expired_retention;
   return record;
 }
 
 absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
-    const ValidateRequest& request, const UseInfo& use, absl::Time now) {
+    absl::string_view challenge, bool dry_run, const ParsedCsr* csr,
+    const UseInfo& use, absl::Time now) {
   if (keys_ == nullptr) {
     return Refuse(Reason::kBadSignature,
                   "signed challenges are not enabled on this server "
@@ -488,8 +600,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
                   absl::nullopt);
   }
   std::shared_ptr<const KeyRing> ring = keys_->Get();
-  absl::StatusOr<SignedToken> token =
-      DecodeSignedToken(request.challenge, *ring);
+  absl::StatusOr<SignedToken> token = DecodeSignedToken(challenge, *ring);
   if (absl::IsUnauthenticated(token.status())) {
     return Refuse(Reason::kBadSignature, std::string(token.status().message()),
                   absl::nullopt);
@@ -506,15 +617,14 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
                   record);
   }
   if (token->issued_at > now + options_.clock_leeway) {
-    return Refuse(Reason::kMalformed,
-                  absl::StrCat("signed challenge is issued in the future (",
-                               TimeText(token->issued_at),
-                               "); check the clocks"),
-                  record);
+    return Refuse(
+        Reason::kMalformed,
+        absl::StrCat("signed challenge is issued in the future (",
+                     TimeText(token->issued_at), "); check the clocks"),
+        record);
   }
-  SCEPCA_ASSIGN_OR_RETURN(
-      absl::Time revoked_before,
-      RevokedBefore(token->device_id, token->user_id, now));
+  SCEPCA_ASSIGN_OR_RETURN(absl::Time revoked_before,
+                          RevokedBefore(token->device_id, token->user_id, now));
   if (revoked_before >= token->issued_at) {
     record.state = ChallengeState::kRevoked;
     record.revoked_at = revoked_before;
@@ -523,7 +633,12 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
                                TimeText(revoked_before)),
                   record);
   }
-  if (request.dry_run) {
+  absl::optional<Verdict> identity = CheckIdentity(record, csr);
+  if (identity.has_value() && identity->reason == Reason::kCsrRequired) {
+    return *std::move(identity);
+  }
+  if (dry_run) {
+    if (identity.has_value()) return *std::move(identity);
     absl::StatusOr<ChallengeRecord> stored = store_->Get(record.id, now);
     if (absl::IsNotFound(stored.status())) {
       Verdict v;
@@ -534,7 +649,8 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
       return v;
     }
     SCEPCA_RETURN_IF_ERROR(stored.status());
-    if (stored->state == ChallengeState::kUsed && token->multi_use) {
+    if (stored->state == ChallengeState::kUsed) {
+      if (!token->multi_use) return UsedVerdict(*stored, csr, use, now);
       stored->state = ChallengeState::kPending;
     }
     return VerdictForState(*stored, now);
@@ -544,6 +660,12 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
       store_->ConsumeToken(record, token->multi_use, use, now));
   switch (consumed.outcome) {
     case ConsumeResult::Outcome::kConsumed: {
+      if (identity.has_value()) {
+        // As for one-time challenges, a mismatch uses the token up.
+        if (!token->multi_use)
+          identity->message += "; the token is now used up";
+        return *std::move(identity);
+      }
       Verdict v;
       v.valid = true;
       v.reason = Reason::kValid;
@@ -554,6 +676,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
       return v;
     }
     case ConsumeResult::Outcome::kAlreadyUsed:
+      return UsedVerdict(consumed.record, csr, use, now);
     case ConsumeResult::Outcome::kRevoked:
     case ConsumeResult::Outcome::kExpired:
       return VerdictForState(consumed.record, now);
@@ -569,8 +692,7 @@ absl::StatusOr<int64_t> ChallengeAuthority::Revoke(
       CheckText(request.reason, "reason", kMaxReasonLength, false));
   const absl::Time now = Now();
   // Everything issued up to now expires by now + max_ttl at the latest.
-  const absl::Time horizon =
-      now + options_.max_ttl + options_.clock_leeway;
+  const absl::Time horizon = now + options_.max_ttl + options_.clock_leeway;
   std::string id;
   switch (request.selector) {
     case RevokeRequest::Selector::kChallengeId:
@@ -584,7 +706,8 @@ absl::StatusOr<int64_t> ChallengeAuthority::Revoke(
         placeholder.expires_at = horizon;
         placeholder.forget_at = horizon;
         SCEPCA_ASSIGN_OR_RETURN(
-            bool revoked, store_->RevokeToken(placeholder, request.reason, now));
+            bool revoked,
+            store_->RevokeToken(placeholder, request.reason, now));
         return revoked ? 1 : 0;
       }
       if (!IsChallengeIdFormat(request.value)) {
@@ -595,8 +718,8 @@ absl::StatusOr<int64_t> ChallengeAuthority::Revoke(
       id = request.value;
       break;
     case RevokeRequest::Selector::kChallenge:
-      SCEPCA_RETURN_IF_ERROR(CheckPresentedChallenge(request.value,
-                                                     "challenge"));
+      SCEPCA_RETURN_IF_ERROR(
+          CheckPresentedChallenge(request.value, "challenge"));
       if (LooksLikeSignedToken(request.value) && keys_ != nullptr) {
         absl::StatusOr<SignedToken> token =
             DecodeSignedToken(request.value, *keys_->Get());
@@ -615,9 +738,8 @@ absl::StatusOr<int64_t> ChallengeAuthority::Revoke(
     case RevokeRequest::Selector::kDevice:
     case RevokeRequest::Selector::kUser: {
       const bool device = request.selector == RevokeRequest::Selector::kDevice;
-      SCEPCA_RETURN_IF_ERROR(CheckText(request.value,
-                                       device ? "device_id" : "user_id",
-                                       kMaxIdLength, true));
+      SCEPCA_RETURN_IF_ERROR(CheckText(
+          request.value, device ? "device_id" : "user_id", kMaxIdLength, true));
       return store_->RevokeSubject(
           device ? SubjectType::kDevice : SubjectType::kUser, request.value,
           request.reason, now, horizon);

@@ -16,6 +16,7 @@
 #include "service/core/challenge_record.h"
 #include "service/core/challenge_store.h"
 #include "service/core/clock.h"
+#include "service/core/csr.h"
 #include "service/core/key_ring.h"
 #include "service/core/signed_token.h"
 
@@ -32,6 +33,8 @@ struct AuthorityOptions {
   absl::Duration expired_retention = absl::Hours(1);
   // Tolerated clock difference when checking a signed token's times.
   absl::Duration clock_leeway = absl::Minutes(2);
+  // Limits on the CSRs given to Validate.
+  CsrPolicy csr_policy;
 
   // Returns kInvalidArgument if the options are inconsistent.
   absl::Status Check() const;
@@ -63,7 +66,6 @@ struct ValidateRequest {
   bool dry_run = false;
 };
 
-
 // Stable reasons, in step with scep.challenge.v1.Reason.
 enum class Reason {
   kValid = 1,
@@ -88,6 +90,11 @@ struct Verdict {
   std::string message;  // For humans; never contains the challenge.
   // The record, when the challenge was recognised.
   absl::optional<ChallengeRecord> record;
+  // True when valid because this repeats the successful Validate (same
+  // transaction id and CSR key): an idempotent SCEP retry.
+  bool repeat = false;
+  // The CSR as read, when one was given and parsed (its challenge cleared).
+  absl::optional<ParsedCsr> csr;
 };
 
 struct RevokeRequest {
@@ -151,10 +158,21 @@ class ChallengeAuthority {
   // its answer instead (or kInvalidArgument for a different request).
   absl::StatusOr<absl::optional<IssueResult>> ClaimIdempotency(
       const IssueRequest& request, const IssueResult& result, absl::Time now);
-  absl::StatusOr<Verdict> ValidateOneTime(const ValidateRequest& request,
+  // `csr` is null when the request had none.
+  absl::StatusOr<Verdict> ValidateOneTime(absl::string_view challenge,
+                                          bool dry_run, const ParsedCsr* csr,
                                           const UseInfo& use, absl::Time now);
-  absl::StatusOr<Verdict> ValidateSigned(const ValidateRequest& request,
+  absl::StatusOr<Verdict> ValidateSigned(absl::string_view challenge,
+                                         bool dry_run, const ParsedCsr* csr,
                                          const UseInfo& use, absl::Time now);
+  // The verdict for a recognised record that has a consumable state:
+  // CSR_REQUIRED or IDENTITY_MISMATCH, or nullopt if the identity is fine.
+  absl::optional<Verdict> CheckIdentity(const ChallengeRecord& record,
+                                        const ParsedCsr* csr) const;
+  // The verdict for a record found used: valid (repeat) for the same
+  // transaction and key, else already used.
+  Verdict UsedVerdict(const ChallengeRecord& record, const ParsedCsr* csr,
+                      const UseInfo& use, absl::Time now) const;
   // The store record that stands for a signed token once used or revoked.
   ChallengeRecord TokenRecord(const SignedToken& token) const;
   // Returns the newest revocation marker of the device and the user.

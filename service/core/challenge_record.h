@@ -16,7 +16,12 @@ enum class ChallengeKind { kOneTime = 1, kSigned = 2 };
 
 // The life of a stored challenge. kExpired is never stored: it is derived from
 // expires_at when a record is read.
-enum class ChallengeState { kPending = 1, kUsed = 2, kRevoked = 3, kExpired = 4 };
+enum class ChallengeState {
+  kPending = 1,
+  kUsed = 2,
+  kRevoked = 3,
+  kExpired = 4
+};
 
 // The identity a CSR must ask for.
 struct IdentityBinding {
@@ -76,11 +81,11 @@ struct UseInfo {
 // The outcome of ChallengeStore::Consume.
 struct ConsumeResult {
   enum class Outcome {
-    kConsumed,        // This call moved the record from pending to used.
-    kNotFound,        // No record with that id.
-    kExpired,         // Pending but past expires_at; left untouched.
-    kAlreadyUsed,     // Used earlier.
-    kRevoked,         // Revoked earlier.
+    kConsumed,     // This call moved the record from pending to used.
+    kNotFound,     // No record with that id.
+    kExpired,      // Pending but past expires_at; left untouched.
+    kAlreadyUsed,  // Used earlier.
+    kRevoked,      // Revoked earlier.
   };
   Outcome outcome = Outcome::kNotFound;
   // The record after the call (state kUsed when kConsumed). Unset fields when

@@ -21,8 +21,8 @@ using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxDeleter>;
 
 std::string SealKey(absl::string_view device_id,
                     absl::string_view idempotency_key) {
-  return Sha256Parts({"scepca/idempotency-seal/v1", device_id,
-                      idempotency_key});
+  return Sha256Parts(
+      {"scepca/idempotency-seal/v1", device_id, idempotency_key});
 }
 
 const unsigned char* U(absl::string_view s) {

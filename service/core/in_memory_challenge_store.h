@@ -33,8 +33,7 @@ class InMemoryChallengeStore final : public ChallengeStore {
                                         const UseInfo& use,
                                         absl::Time now) override;
   absl::StatusOr<ConsumeResult> ConsumeToken(const ChallengeRecord& token,
-                                             bool multi_use,
-                                             const UseInfo& use,
+                                             bool multi_use, const UseInfo& use,
                                              absl::Time now) override;
   absl::StatusOr<bool> RevokeToken(const ChallengeRecord& token,
                                    absl::string_view reason,

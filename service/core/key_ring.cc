@@ -224,24 +224,26 @@ absl::Status WriteKeyFile(const std::string& path, const KeyRing& ring) {
   const std::string tmp = absl::StrCat(path, ".tmp.", getpid());
   int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "cannot create ", tmp, ": ", std::strerror(errno)));
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
   }
   std::string text = ring.Serialize();
   size_t off = 0;
   bool ok = fchmod(fd, 0600) == 0;
   while (ok && off < text.size()) {
     ssize_t n = write(fd, text.data() + off, text.size() - off);
-    if (n <= 0) ok = false;
-    else off += static_cast<size_t>(n);
+    if (n <= 0)
+      ok = false;
+    else
+      off += static_cast<size_t>(n);
   }
   ok = ok && fsync(fd) == 0;
   close(fd);
   OPENSSL_cleanse(text.data(), text.size());
   if (!ok || rename(tmp.c_str(), path.c_str()) != 0) {
     unlink(tmp.c_str());
-    return absl::InternalError(
-        absl::StrCat("cannot write key file ", path, ": ", std::strerror(errno)));
+    return absl::InternalError(absl::StrCat("cannot write key file ", path,
+                                            ": ", std::strerror(errno)));
   }
   return absl::OkStatus();
 }

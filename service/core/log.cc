@@ -14,10 +14,10 @@ void Log(LogLevel level, absl::string_view message) {
   const char* name = level == LogLevel::kInfo      ? "INFO"
                      : level == LogLevel::kWarning ? "WARNING"
                                                    : "ERROR";
-  std::string line = absl::StrCat(
-      absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                       absl::UTCTimeZone()),
-      " ", name, " ", message, "\n");
+  std::string line =
+      absl::StrCat(absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
+                                    absl::UTCTimeZone()),
+                   " ", name, " ", message, "\n");
   // One write(2) per line keeps lines whole across threads.
   size_t off = 0;
   while (off < line.size()) {

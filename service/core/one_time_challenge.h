@@ -13,10 +13,10 @@
 
 namespace scepca {
 
-inline constexpr size_t kOneTimeChallengeBytes = 16;     // 128 bits.
-inline constexpr size_t kOneTimeChallengeLength = 26;    // base32 chars.
-inline constexpr size_t kMaxChallengeLength = 255;       // PKCS#9 bound.
-inline constexpr size_t kChallengeIdLength = 32;         // hex chars.
+inline constexpr size_t kOneTimeChallengeBytes = 16;   // 128 bits.
+inline constexpr size_t kOneTimeChallengeLength = 26;  // base32 chars.
+inline constexpr size_t kMaxChallengeLength = 255;     // PKCS#9 bound.
+inline constexpr size_t kChallengeIdLength = 32;       // hex chars.
 
 // Returns a fresh one-time challenge from OpenSSL's DRBG.
 absl::StatusOr<std::string> GenerateOneTimeChallenge();

@@ -60,8 +60,9 @@ bool PutField(std::string* out, uint8_t type, absl::string_view value) {
 
 absl::Status TooLong(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(
-      what, " makes the signed challenge longer than 255 characters; device_id, "
-            "user_id, binding and labels together may use at most ",
+      what,
+      " makes the signed challenge longer than 255 characters; device_id, "
+      "user_id, binding and labels together may use at most ",
       kMaxTokenBytes - kTokenHeaderBytes - kTagBytes,
       " bytes (2 bytes per value plus the value); shorten them or use kind "
       "ONE_TIME"));
@@ -115,7 +116,8 @@ absl::StatusOr<std::string> EncodeSignedToken(const SignedToken& token,
   if (!token.binding.common_name.empty()) {
     ok = ok && PutField(&body, kCommonName, token.binding.common_name);
   }
-  for (const auto& v : token.binding.dns_names) ok = ok && PutField(&body, kDns, v);
+  for (const auto& v : token.binding.dns_names)
+    ok = ok && PutField(&body, kDns, v);
   for (const auto& v : token.binding.email_addresses) {
     ok = ok && PutField(&body, kEmail, v);
   }
@@ -149,9 +151,8 @@ absl::StatusOr<SignedToken> DecodeSignedToken(absl::string_view text,
   const uint32_t key_id = GetU32(bytes, 1);
   const KeyRing::Key* key = ring.FindVerifier(key_id);
   if (key == nullptr) {
-    return absl::UnauthenticatedError(
-        absl::StrCat("signed with key ", key_id,
-                     ", which is unknown or disabled"));
+    return absl::UnauthenticatedError(absl::StrCat(
+        "signed with key ", key_id, ", which is unknown or disabled"));
   }
   const absl::string_view body = bytes.substr(0, bytes.size() - kTagBytes);
   const absl::string_view tag = bytes.substr(bytes.size() - kTagBytes);

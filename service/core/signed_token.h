@@ -46,11 +46,11 @@ inline constexpr size_t kMaxTokenBytes = 189;  // 252 base64 characters.
 
 struct SignedToken {
   uint32_t key_id = 0;
-  std::string token_id;                   // 16 bytes.
-  absl::Time issued_at;                   // Whole seconds.
-  absl::Time expires_at;                  // Whole seconds.
+  std::string token_id;   // 16 bytes.
+  absl::Time issued_at;   // Whole seconds.
+  absl::Time expires_at;  // Whole seconds.
   bool multi_use = false;
-  std::string device_id;                  // Required.
+  std::string device_id;  // Required.
   std::string user_id;
   IdentityBinding binding;
   std::map<std::string, std::string> labels;

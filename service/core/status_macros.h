@@ -11,16 +11,16 @@
 #define SCEPCA_INTERNAL_CONCAT(a, b) SCEPCA_INTERNAL_CONCAT_(a, b)
 
 // Returns `expr` from the current function if it is not OK.
-#define SCEPCA_RETURN_IF_ERROR(expr)            \
-  do {                                          \
-    ::absl::Status scepca_status_ = (expr);     \
+#define SCEPCA_RETURN_IF_ERROR(expr)                 \
+  do {                                               \
+    ::absl::Status scepca_status_ = (expr);          \
     if (!scepca_status_.ok()) return scepca_status_; \
   } while (0)
 
 // Evaluates `rexpr` (a StatusOr); returns its status if not OK, otherwise
 // assigns its value to `lhs` (which may be a declaration).
-#define SCEPCA_ASSIGN_OR_RETURN(lhs, rexpr)                              \
-  SCEPCA_INTERNAL_ASSIGN_OR_RETURN(                                      \
+#define SCEPCA_ASSIGN_OR_RETURN(lhs, rexpr) \
+  SCEPCA_INTERNAL_ASSIGN_OR_RETURN(         \
       SCEPCA_INTERNAL_CONCAT(scepca_statusor_, __LINE__), lhs, rexpr)
 
 #define SCEPCA_INTERNAL_ASSIGN_OR_RETURN(statusor, lhs, rexpr) \

@@ -98,8 +98,8 @@ bool FlagSet::WasSet(const std::string& name) const {
   return it != flags_.end() && it->second.set;
 }
 
-absl::Status FlagSet::ParseOne(const std::vector<std::string>& args,
-                               size_t* i, int depth) {
+absl::Status FlagSet::ParseOne(const std::vector<std::string>& args, size_t* i,
+                               int depth) {
   absl::string_view arg = args[*i];
   absl::string_view body = arg;
   if (!absl::ConsumePrefix(&body, "--")) absl::ConsumePrefix(&body, "-");
@@ -167,8 +167,7 @@ absl::Status FlagSet::ParseFlagFile(const std::string& path, int depth) {
   for (size_t i = 0; i < lines.size(); ++i) {
     absl::Status st = ParseOne(lines, &i, depth);
     if (!st.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(path, ": ", st.message()));
+      return absl::InvalidArgumentError(absl::StrCat(path, ": ", st.message()));
     }
   }
   return absl::OkStatus();
@@ -201,15 +200,16 @@ std::string FlagSet::Usage() const {
   std::string out = absl::StrCat("Usage: ", program_, "\n", usage_, "\n");
   if (!flags_.empty()) absl::StrAppend(&out, "\nFlags:\n");
   for (const auto& [name, flag] : flags_) {
-    absl::StrAppend(&out, "  --", name, flag.is_bool ? "" : " VALUE", "\n      ",
-                    flag.help);
+    absl::StrAppend(&out, "  --", name, flag.is_bool ? "" : " VALUE",
+                    "\n      ", flag.help);
     if (!flag.default_text.empty()) {
       absl::StrAppend(&out, " (default: ", flag.default_text, ")");
     }
     absl::StrAppend(&out, "\n");
   }
-  absl::StrAppend(&out, "  --flagfile FILE\n      Reads more flags from FILE, "
-                        "one per line.\n  --help\n      Shows this text.\n");
+  absl::StrAppend(&out,
+                  "  --flagfile FILE\n      Reads more flags from FILE, "
+                  "one per line.\n  --help\n      Shows this text.\n");
   return out;
 }
 

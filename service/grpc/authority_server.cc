@@ -39,13 +39,13 @@ absl::StatusOr<std::unique_ptr<AuthorityServer>> AuthorityServer::Start(
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen));
   }
-  server->health_thread_ = std::thread([s = server.get()] { s->WatchHealth(); });
+  server->health_thread_ =
+      std::thread([s = server.get()] { s->WatchHealth(); });
   return server;
 }
 
 void AuthorityServer::WatchHealth() {
-  grpc::HealthCheckServiceInterface* health =
-      server_->GetHealthCheckService();
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   bool last_serving = false;
   bool first = true;
   do {

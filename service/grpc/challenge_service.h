@@ -21,10 +21,10 @@ class ChallengeService final
       grpc::ServerContext* context,
       const ::scep::challenge::v1::IssueChallengeRequest* request,
       ::scep::challenge::v1::IssueChallengeResponse* response) override;
-  grpc::Status Validate(grpc::ServerContext* context,
-                        const ::scep::challenge::v1::ValidateRequest* request,
-                        ::scep::challenge::v1::ValidateResponse* response)
-      override;
+  grpc::Status Validate(
+      grpc::ServerContext* context,
+      const ::scep::challenge::v1::ValidateRequest* request,
+      ::scep::challenge::v1::ValidateResponse* response) override;
   grpc::Status Revoke(grpc::ServerContext* context,
                       const ::scep::challenge::v1::RevokeRequest* request,
                       ::scep::challenge::v1::RevokeResponse* response) override;

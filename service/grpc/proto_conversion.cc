@@ -55,7 +55,8 @@ void ToProto(absl::Time in, google::protobuf::Timestamp* out) {
 }
 
 v1::ChallengeKind ToProto(ChallengeKind kind) {
-  return kind == ChallengeKind::kSigned ? v1::CHALLENGE_KIND_SIGNED : v1::CHALLENGE_KIND_ONE_TIME;
+  return kind == ChallengeKind::kSigned ? v1::CHALLENGE_KIND_SIGNED
+                                        : v1::CHALLENGE_KIND_ONE_TIME;
 }
 
 absl::StatusOr<IssueRequest> FromProto(const v1::IssueChallengeRequest& in) {
@@ -136,10 +137,27 @@ void ToProto(const IssueResult& in, v1::IssueChallengeResponse* out) {
   out->set_idempotent_replay(in.idempotent_replay);
 }
 
+void ToProto(const ParsedCsr& in, v1::CsrInfo* out) {
+  out->set_subject(in.subject);
+  out->set_common_name(in.common_name);
+  for (const auto& v : in.dns_names) out->add_dns_names(v);
+  for (const auto& v : in.email_addresses) out->add_email_addresses(v);
+  for (const auto& v : in.uris) out->add_uris(v);
+  for (const auto& v : in.ip_addresses) out->add_ip_addresses(v);
+  out->set_key_type(in.key_type);
+  out->set_key_bits(in.key_bits);
+  out->set_key_curve(in.key_curve);
+  out->set_public_key_sha256(in.public_key_sha256);
+  out->set_challenge_type(
+      std::string(ChallengeStringTypeName(in.challenge_type)));
+}
+
 void ToProto(const Verdict& in, v1::ValidateResponse* out) {
   out->set_valid(in.valid);
   out->set_reason(static_cast<v1::Reason>(static_cast<int>(in.reason)));
   out->set_message(in.message);
+  out->set_repeat(in.repeat);
+  if (in.csr.has_value()) ToProto(*in.csr, out->mutable_csr());
   if (!in.record.has_value()) return;
   const ChallengeRecord& r = *in.record;
   out->set_challenge_id(r.id);

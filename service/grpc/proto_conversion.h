@@ -19,6 +19,7 @@ absl::StatusOr<RevokeRequest> FromProto(const v1::RevokeRequest& in);
 
 void ToProto(const IssueResult& in, v1::IssueChallengeResponse* out);
 void ToProto(const Verdict& in, v1::ValidateResponse* out);
+void ToProto(const ParsedCsr& in, v1::CsrInfo* out);
 void ToProto(const ChallengeRecord& in, v1::ChallengeInfo* out);
 
 void ToProto(absl::Time in, google::protobuf::Timestamp* out);

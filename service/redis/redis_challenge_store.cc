@@ -1,10 +1,15 @@
 #include "service/redis/redis_challenge_store.h"
 
+#include <fcntl.h>
 #include <openssl/evp.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <string>
 #include <utility>
@@ -449,9 +454,9 @@ std::vector<std::string> RecordFields(const ChallengeRecord& r) {
       "forget_at",  EncodeTime(r.forget_at),
       "state",      std::string(StateName(r.state))};
   if (r.state == ChallengeState::kUsed) {
-    f.insert(f.end(), {"used_at", EncodeTime(r.used_at), "used_tx",
-                       r.used_transaction_id, "used_key",
-                       r.used_public_key_sha256});
+    f.insert(f.end(),
+             {"used_at", EncodeTime(r.used_at), "used_tx",
+              r.used_transaction_id, "used_key", r.used_public_key_sha256});
   }
   if (r.state == ChallengeState::kRevoked) {
     f.insert(f.end(), {"revoked_at", EncodeTime(r.revoked_at), "revoke_reason",
@@ -618,6 +623,36 @@ absl::StatusOr<Cursor> DecodePageToken(absl::string_view token) {
   return cursor;
 }
 
+// Reads the first line of a private file.
+absl::StatusOr<std::string> ReadPasswordFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "cannot read Redis password file ", path, ": ", std::strerror(errno)));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (st.st_mode & 077) != 0) {
+    close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat("Redis password file ", path,
+                     " must not be accessible to group or others (chmod 600)"));
+  }
+  std::string text;
+  char buf[512];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0 && text.size() < 4096) {
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  const size_t eol = text.find_first_of("\r\n");
+  if (eol != std::string::npos) text.resize(eol);
+  if (text.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Redis password file ", path, " is empty"));
+  }
+  return text;
+}
+
 bool IsPrefixChar(char c) {
   return c > 0x20 && c < 0x7f && c != '{' && c != '}';
 }
@@ -636,6 +671,11 @@ absl::StatusOr<std::unique_ptr<ChallengeStore>> NewRedisChallengeStore(
 absl::StatusOr<std::unique_ptr<RedisChallengeStore>>
 RedisChallengeStore::Create(const RedisStoreOptions& options) {
   SCEPCA_ASSIGN_OR_RETURN(RedisUrl url, ParseRedisUrl(options.url));
+  if (!options.password_file.empty()) {
+    SCEPCA_ASSIGN_OR_RETURN(url.password,
+                            ReadPasswordFile(options.password_file));
+    url.has_password = true;
+  }
   if (options.prefix.empty() || options.prefix.size() > 64 ||
       !std::all_of(options.prefix.begin(), options.prefix.end(),
                    IsPrefixChar)) {
@@ -760,8 +800,9 @@ absl::StatusOr<ChallengeRecord> RedisChallengeStore::Get(absl::string_view id,
   return record;
 }
 
-absl::StatusOr<ConsumeResult> RedisChallengeStore::Consume(
-    absl::string_view id, const UseInfo& use, absl::Time now) {
+absl::StatusOr<ConsumeResult> RedisChallengeStore::Consume(absl::string_view id,
+                                                           const UseInfo& use,
+                                                           absl::Time now) {
   ConsumeResult result;
   if (!IsStoreId(id)) {
     result.outcome = ConsumeResult::Outcome::kNotFound;
@@ -771,8 +812,7 @@ absl::StatusOr<ConsumeResult> RedisChallengeStore::Consume(
   SCEPCA_ASSIGN_OR_RETURN(
       RedisReply reply,
       RunScript(&lease.connection(), ConsumeScript(), RecordKey(id),
-                {EncodeTime(now), use.transaction_id,
-                 use.public_key_sha256}));
+                {EncodeTime(now), use.transaction_id, use.public_key_sha256}));
   return DecodeConsumeReply(reply, std::move(result));
 }
 

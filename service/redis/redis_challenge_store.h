@@ -83,6 +83,10 @@ struct RedisStoreOptions {
   absl::Duration connect_timeout = absl::Milliseconds(200);
   absl::Duration command_timeout = absl::Milliseconds(300);
   int pool_size = 16;
+  // If set, the Redis password is read from this file (first line; the file
+  // must not be accessible to group or others) instead of the URL, so it
+  // does not show in `ps`. The URL may still name the ACL user.
+  std::string password_file;
 };
 
 // Returns a RedisChallengeStore for `options`. Does not connect: if Redis is
@@ -117,8 +121,7 @@ class RedisChallengeStore final : public ChallengeStore {
                                         const UseInfo& use,
                                         absl::Time now) override;
   absl::StatusOr<ConsumeResult> ConsumeToken(const ChallengeRecord& token,
-                                             bool multi_use,
-                                             const UseInfo& use,
+                                             bool multi_use, const UseInfo& use,
                                              absl::Time now) override;
   absl::StatusOr<bool> RevokeToken(const ChallengeRecord& token,
                                    absl::string_view reason,

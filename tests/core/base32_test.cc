@@ -31,12 +31,15 @@ TEST(Base32Test, DecodesWhatItEncodes) {
 }
 
 TEST(Base32Test, DecodeRefusesNonCanonicalText) {
-  EXPECT_THAT(Base32Decode("mzxw6"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Base32Decode("mzxw6"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(Base32Decode("MZXW6==="),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(Base32Decode("MZ XW6"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Base32Decode("MZ XW6"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(Base32Decode("M"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(Base32Decode("MZ1"), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(Base32Decode("MZ1"),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   // "MZ" is "f"; "MZ" with a non-zero trailing bit ("M3") is not canonical.
   EXPECT_THAT(Base32Decode("M3"), StatusIs(absl::StatusCode::kInvalidArgument));
 }

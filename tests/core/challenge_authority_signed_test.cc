@@ -31,7 +31,8 @@ class SignedAuthorityTest : public ::testing::Test {
   SignedAuthorityTest() : keys_(RingWith(1, 'a')) {}
   void SetUp() override {
     options_.clock_leeway = absl::Minutes(2);
-    authority_ = *ChallengeAuthority::Create(options_, &store_, &clock_, &keys_);
+    authority_ =
+        *ChallengeAuthority::Create(options_, &store_, &clock_, &keys_);
   }
 
   IssueResult MustIssue(const std::string& device, const std::string& user,
@@ -84,9 +85,9 @@ TEST_F(SignedAuthorityTest, IssuesWithoutAStoreWriteAndValidatesOnce) {
   Verdict replay = Check(issued.challenge);
   EXPECT_FALSE(replay.valid);
   EXPECT_EQ(replay.reason, Reason::kAlreadyUsed);
-  EXPECT_THAT(authority_->Get(issued.challenge_id),
-              IsOkAndHolds(Field(&ChallengeRecord::state,
-                                 ChallengeState::kUsed)));
+  EXPECT_THAT(
+      authority_->Get(issued.challenge_id),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kUsed)));
 }
 
 TEST_F(SignedAuthorityTest, DryRunDoesNotConsume) {
@@ -145,7 +146,8 @@ TEST_F(SignedAuthorityTest, ForgedAndForeignTokensAreBadSignatures) {
   EXPECT_EQ(store_.RecordCountForTesting(), 0u);  // No store access.
 
   KeyRingHolder other(RingWith(2, 'b'));
-  auto foreign = *ChallengeAuthority::Create(options_, &store_, &clock_, &other);
+  auto foreign =
+      *ChallengeAuthority::Create(options_, &store_, &clock_, &other);
   IssueRequest request;
   request.device_id = "device-a";
   request.kind = ChallengeKind::kSigned;
@@ -213,9 +215,9 @@ TEST_F(SignedAuthorityTest, IssueRefusals) {
   IssueRequest one_time;
   one_time.device_id = "d";
   one_time.multi_use = true;
-  EXPECT_THAT(authority_->Issue(one_time),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("multi_use")));
+  EXPECT_THAT(
+      authority_->Issue(one_time),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("multi_use")));
   auto keyless = *ChallengeAuthority::Create(options_, &store_, &clock_);
   request.device_id = "d";
   request.user_id = "";

@@ -128,13 +128,13 @@ TEST_F(ChallengeAuthorityTest, UnknownAndMalformedChallengesAreRefused) {
 
 TEST_F(ChallengeAuthorityTest, MalformedValidateRequestsFailInvalidArgument) {
   ValidateRequest request;
-  EXPECT_THAT(authority_->Validate(request),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("challenge")));
+  EXPECT_THAT(
+      authority_->Validate(request),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("challenge")));
   request.challenge = std::string(10 * 1024, 'A');
-  EXPECT_THAT(authority_->Validate(request),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("challenge")));
+  EXPECT_THAT(
+      authority_->Validate(request),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("challenge")));
   IssueResult issued = MustIssue("dev");
   request.challenge = issued.challenge + std::string("\0junk", 5);
   EXPECT_THAT(authority_->Validate(request),
@@ -181,8 +181,9 @@ TEST_F(ChallengeAuthorityTest, MalformedIssueRequestsFailAndStoreNothing) {
   dns.binding.dns_names = {"ok.example", ""};
   cases.push_back({dns, "binding.dns_names[1]"});
   for (const Case& c : cases) {
-    EXPECT_THAT(authority_->Issue(c.request),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.field)))
+    EXPECT_THAT(
+        authority_->Issue(c.request),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.field)))
         << c.field;
   }
   EXPECT_EQ(store_.RecordCountForTesting(), 0u);
@@ -316,20 +317,21 @@ TEST_F(ChallengeAuthorityTest, RevokeRequestErrors) {
   RevokeRequest r;
   r.selector = RevokeRequest::Selector::kChallengeId;
   r.value = "nope";
-  EXPECT_THAT(authority_->Revoke(r),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("challenge_id")));
+  EXPECT_THAT(
+      authority_->Revoke(r),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("challenge_id")));
   r.value = std::string(32, 'a');
   EXPECT_THAT(authority_->Revoke(r), StatusIs(absl::StatusCode::kNotFound));
   r.selector = RevokeRequest::Selector::kDevice;
   r.value = "";
-  EXPECT_THAT(authority_->Revoke(r),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("device_id")));
+  EXPECT_THAT(
+      authority_->Revoke(r),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device_id")));
   r.value = "dev";
   r.reason = std::string(300, 'r');
-  EXPECT_THAT(authority_->Revoke(r),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")));
+  EXPECT_THAT(
+      authority_->Revoke(r),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("reason")));
 }
 
 // A store that lets a device revocation land between an Issue's index write
@@ -340,9 +342,9 @@ class RevokeDuringInsertStore final : public ChallengeStore {
   std::string Describe() const override { return "test"; }
   absl::Status Insert(const ChallengeRecord& record, absl::Time now) override {
     // The revocation reads the index before this record is in it.
-    absl::StatusOr<int64_t> n = inner_->RevokeSubject(
-        SubjectType::kDevice, record.device_id, "race", now,
-        now + absl::Hours(1));
+    absl::StatusOr<int64_t> n =
+        inner_->RevokeSubject(SubjectType::kDevice, record.device_id, "race",
+                              now, now + absl::Hours(1));
     if (!n.ok()) return n.status();
     return inner_->Insert(record, now);
   }
@@ -356,8 +358,7 @@ class RevokeDuringInsertStore final : public ChallengeStore {
     return inner_->Consume(id, use, now);
   }
   absl::StatusOr<ConsumeResult> ConsumeToken(const ChallengeRecord& token,
-                                             bool multi_use,
-                                             const UseInfo& use,
+                                             bool multi_use, const UseInfo& use,
                                              absl::Time now) override {
     return inner_->ConsumeToken(token, multi_use, use, now);
   }
@@ -426,15 +427,22 @@ TEST_F(ChallengeAuthorityTest, GetShowsStateAndNeverTheChallenge) {
   ASSERT_THAT(got, IsOk());
   EXPECT_EQ(got->state, ChallengeState::kPending);
   EXPECT_EQ(got->binding.common_name, "dev.example.org");
-  ASSERT_TRUE(MustValidate(issued->challenge).valid);
-  EXPECT_THAT(authority_->Get(issued->challenge_id),
-              IsOkAndHolds(Field(&ChallengeRecord::state,
-                                 ChallengeState::kUsed)));
+  // A bound challenge is not used up by a Validate without the CSR.
+  Verdict no_csr = MustValidate(issued->challenge);
+  EXPECT_EQ(no_csr.reason, Reason::kCsrRequired);
+  EXPECT_THAT(
+      authority_->Get(issued->challenge_id),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kPending)));
+  IssueResult unbound = MustIssue("dev");
+  ASSERT_TRUE(MustValidate(unbound.challenge).valid);
+  EXPECT_THAT(
+      authority_->Get(unbound.challenge_id),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kUsed)));
   IssueResult other = MustIssue("dev");
   clock_.Advance(absl::Minutes(61));
-  EXPECT_THAT(authority_->Get(other.challenge_id),
-              IsOkAndHolds(Field(&ChallengeRecord::state,
-                                 ChallengeState::kExpired)));
+  EXPECT_THAT(
+      authority_->Get(other.challenge_id),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kExpired)));
   EXPECT_THAT(authority_->Get("zz"),
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(authority_->Get(std::string(32, '0')),
@@ -447,9 +455,9 @@ TEST_F(ChallengeAuthorityTest, ListNeedsExactlyOneSubject) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(authority_->List("dev", "user", 10, ""),
               StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(authority_->List("dev", "", 1001, ""),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("page_size")));
+  EXPECT_THAT(
+      authority_->List("dev", "", 1001, ""),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("page_size")));
   absl::StatusOr<ChallengePage> by_user = authority_->List("", "user", 0, "");
   ASSERT_THAT(by_user, IsOk());
   EXPECT_THAT(by_user->records, SizeIs(1));

@@ -93,9 +93,9 @@ TEST_P(ChallengeStoreContractTest, GetOfUnknownIdFailsNotFound) {
 }
 
 TEST_P(ChallengeStoreContractTest, ConsumeSucceedsOnceThenSaysAlreadyUsed) {
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(4), "dev", "", absl::Hours(1)),
-                             Now()),
-              IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(4), "dev", "", absl::Hours(1)), Now()),
+      IsOk());
   const absl::Time used_at = Now();
   absl::StatusOr<ConsumeResult> first =
       store_->Consume(IdFor(4), Use("tx-1", std::string(32, '\xab')), used_at);
@@ -104,8 +104,8 @@ TEST_P(ChallengeStoreContractTest, ConsumeSucceedsOnceThenSaysAlreadyUsed) {
   EXPECT_EQ(first->record.state, ChallengeState::kUsed);
   EXPECT_EQ(first->record.device_id, "dev");
 
-  absl::StatusOr<ConsumeResult> second = store_->Consume(IdFor(4), Use("tx-2"),
-                                                         Now());
+  absl::StatusOr<ConsumeResult> second =
+      store_->Consume(IdFor(4), Use("tx-2"), Now());
   ASSERT_THAT(second, IsOk());
   EXPECT_EQ(second->outcome, ConsumeResult::Outcome::kAlreadyUsed);
   EXPECT_EQ(second->record.used_at, used_at);
@@ -125,10 +125,10 @@ TEST_P(ChallengeStoreContractTest, ConsumeOfUnknownIdSaysNotFound) {
 }
 
 TEST_P(ChallengeStoreContractTest, ConsumeAfterExpirySaysExpiredAndKeepsIt) {
-  ASSERT_THAT(store_->Insert(
-                  MakeRecord(IdFor(6), "dev", "", absl::Milliseconds(200)),
-                  Now()),
-              IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(6), "dev", "", absl::Milliseconds(200)),
+                     Now()),
+      IsOk());
   Advance(absl::Milliseconds(300));
   absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(6), Use(""), Now());
   ASSERT_THAT(r, IsOk());
@@ -140,11 +140,11 @@ TEST_P(ChallengeStoreContractTest, ConsumeAfterExpirySaysExpiredAndKeepsIt) {
 }
 
 TEST_P(ChallengeStoreContractTest, RecordIsForgottenAtForgetAt) {
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(7), "dev", "u",
-                                        absl::Milliseconds(100),
-                                        absl::Milliseconds(100)),
-                             Now()),
-              IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(7), "dev", "u", absl::Milliseconds(100),
+                                absl::Milliseconds(100)),
+                     Now()),
+      IsOk());
   ASSERT_THAT(store_->Consume(IdFor(7), Use(""), Now()), IsOk());
   Advance(absl::Milliseconds(400));
   EXPECT_THAT(store_->Get(IdFor(7), Now()),
@@ -162,10 +162,10 @@ TEST_P(ChallengeStoreContractTest, ExactlyOneOfManyConcurrentConsumesWins) {
   constexpr int kRecords = 10;
   constexpr int kThreads = 8;
   for (int i = 0; i < kRecords; ++i) {
-    ASSERT_THAT(store_->Insert(MakeRecord(IdFor(100 + i), "dev", "",
-                                          absl::Hours(1)),
-                               Now()),
-                IsOk());
+    ASSERT_THAT(
+        store_->Insert(MakeRecord(IdFor(100 + i), "dev", "", absl::Hours(1)),
+                       Now()),
+        IsOk());
   }
   std::vector<std::atomic<int>> wins(kRecords);
   std::atomic<int> errors{0};
@@ -189,9 +189,9 @@ TEST_P(ChallengeStoreContractTest, ExactlyOneOfManyConcurrentConsumesWins) {
 }
 
 TEST_P(ChallengeStoreContractTest, RevokeOfPendingMakesConsumeSayRevoked) {
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(8), "dev", "", absl::Hours(1)),
-                             Now()),
-              IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(8), "dev", "", absl::Hours(1)), Now()),
+      IsOk());
   EXPECT_THAT(store_->Revoke(IdFor(8), "lost phone", Now()),
               IsOkAndHolds(true));
   EXPECT_THAT(store_->Revoke(IdFor(8), "again", Now()), IsOkAndHolds(false));
@@ -203,14 +203,14 @@ TEST_P(ChallengeStoreContractTest, RevokeOfPendingMakesConsumeSayRevoked) {
 }
 
 TEST_P(ChallengeStoreContractTest, RevokeOfUsedChangesNothing) {
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(9), "dev", "", absl::Hours(1)),
-                             Now()),
-              IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(9), "dev", "", absl::Hours(1)), Now()),
+      IsOk());
   ASSERT_THAT(store_->Consume(IdFor(9), Use("tx"), Now()), IsOk());
   EXPECT_THAT(store_->Revoke(IdFor(9), "late", Now()), IsOkAndHolds(false));
-  EXPECT_THAT(store_->Get(IdFor(9), Now()),
-              IsOkAndHolds(Field(&ChallengeRecord::state,
-                                 ChallengeState::kUsed)));
+  EXPECT_THAT(
+      store_->Get(IdFor(9), Now()),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kUsed)));
 }
 
 TEST_P(ChallengeStoreContractTest, RevokeOfUnknownIdFailsNotFound) {
@@ -219,23 +219,21 @@ TEST_P(ChallengeStoreContractTest, RevokeOfUnknownIdFailsNotFound) {
 }
 
 TEST_P(ChallengeStoreContractTest, RevokeSubjectRevokesPendingOfThatSubject) {
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(11), "dev-a", "user-a",
-                                        absl::Hours(1)),
-                             Now()),
-              IsOk());
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(12), "dev-a", "",
-                                        absl::Hours(1)),
-                             Now()),
-              IsOk());
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(13), "dev-a", "",
-                                        absl::Hours(1)),
-                             Now()),
-              IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(11), "dev-a", "user-a", absl::Hours(1)),
+                     Now()),
+      IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(12), "dev-a", "", absl::Hours(1)), Now()),
+      IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(13), "dev-a", "", absl::Hours(1)), Now()),
+      IsOk());
   ASSERT_THAT(store_->Consume(IdFor(13), Use(""), Now()), IsOk());
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(14), "dev-b", "user-a",
-                                        absl::Hours(1)),
-                             Now()),
-              IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(14), "dev-b", "user-a", absl::Hours(1)),
+                     Now()),
+      IsOk());
   EXPECT_THAT(store_->RevokedBefore(SubjectType::kDevice, "dev-a", Now()),
               IsOkAndHolds(absl::InfinitePast()));
 
@@ -253,19 +251,19 @@ TEST_P(ChallengeStoreContractTest, RevokeSubjectRevokesPendingOfThatSubject) {
     EXPECT_EQ(got->state, ChallengeState::kRevoked);
     EXPECT_EQ(got->revoke_reason, "stolen");
   }
-  EXPECT_THAT(store_->Get(IdFor(13), Now()),
-              IsOkAndHolds(Field(&ChallengeRecord::state,
-                                 ChallengeState::kUsed)));
-  EXPECT_THAT(store_->Get(IdFor(14), Now()),
-              IsOkAndHolds(Field(&ChallengeRecord::state,
-                                 ChallengeState::kPending)));
+  EXPECT_THAT(
+      store_->Get(IdFor(13), Now()),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kUsed)));
+  EXPECT_THAT(
+      store_->Get(IdFor(14), Now()),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kPending)));
 
-  EXPECT_THAT(store_->RevokeSubject(SubjectType::kUser, "user-a", "left",
-                                    Now(), Now() + absl::Hours(2)),
+  EXPECT_THAT(store_->RevokeSubject(SubjectType::kUser, "user-a", "left", Now(),
+                                    Now() + absl::Hours(2)),
               IsOkAndHolds(1));
-  EXPECT_THAT(store_->Get(IdFor(14), Now()),
-              IsOkAndHolds(Field(&ChallengeRecord::state,
-                                 ChallengeState::kRevoked)));
+  EXPECT_THAT(
+      store_->Get(IdFor(14), Now()),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kRevoked)));
 }
 
 TEST_P(ChallengeStoreContractTest, RevokedBeforeMarkerIsForgotten) {
@@ -287,10 +285,10 @@ TEST_P(ChallengeStoreContractTest, ListPagesThroughOneSubjectOnly) {
                                Now()),
                 IsOk());
   }
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(30), "dev-other", "",
-                                        absl::Minutes(10)),
-                             Now()),
-              IsOk());
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(30), "dev-other", "", absl::Minutes(10)),
+                     Now()),
+      IsOk());
   std::vector<std::string> ids;
   std::string token;
   int pages = 0;
@@ -303,8 +301,8 @@ TEST_P(ChallengeStoreContractTest, ListPagesThroughOneSubjectOnly) {
     token = page->next_page_token;
     ASSERT_LT(++pages, 10);
   } while (!token.empty());
-  EXPECT_THAT(ids, ElementsAre(IdFor(20), IdFor(21), IdFor(22), IdFor(23),
-                               IdFor(24)));
+  EXPECT_THAT(
+      ids, ElementsAre(IdFor(20), IdFor(21), IdFor(22), IdFor(23), IdFor(24)));
   EXPECT_THAT(store_->List(SubjectType::kDevice, "dev-l", 2, "bogus!", Now()),
               StatusIs(absl::StatusCode::kInvalidArgument));
   absl::StatusOr<ChallengePage> none =
@@ -353,9 +351,8 @@ TEST_P(ChallengeStoreContractTest, IdempotencyEntryExpires) {
 }
 
 TEST_P(ChallengeStoreContractTest, DeleteRemovesTheRecord) {
-  ASSERT_THAT(store_->Insert(MakeRecord(IdFor(50), "dev-del", "",
-                                        absl::Hours(1)),
-                             Now()),
+  ASSERT_THAT(store_->Insert(
+                  MakeRecord(IdFor(50), "dev-del", "", absl::Hours(1)), Now()),
               IsOk());
   ASSERT_THAT(store_->Delete(IdFor(50)), IsOk());
   EXPECT_THAT(store_->Get(IdFor(50), Now()),
@@ -367,8 +364,7 @@ TEST_P(ChallengeStoreContractTest, DeleteRemovesTheRecord) {
   EXPECT_THAT(store_->Delete(IdFor(51)), IsOk());
 }
 
-ChallengeRecord TokenFor(ChallengeStoreContractTest* t, int n,
-                         absl::Time now) {
+ChallengeRecord TokenFor(ChallengeStoreContractTest* t, int n, absl::Time now) {
   ChallengeRecord r;
   r.id = absl::StrFormat("s%032x", n);
   r.kind = ChallengeKind::kSigned;
@@ -449,9 +445,9 @@ TEST_P(ChallengeStoreContractTest, RevokeTokenBeforeAndAfterUse) {
   const ChallengeRecord used = TokenFor(this, 5, Now());
   ASSERT_THAT(store_->ConsumeToken(used, false, Use("tx"), Now()), IsOk());
   EXPECT_THAT(store_->RevokeToken(used, "late", Now()), IsOkAndHolds(false));
-  EXPECT_THAT(store_->Get(used.id, Now()),
-              IsOkAndHolds(Field(&ChallengeRecord::state,
-                                 ChallengeState::kUsed)));
+  EXPECT_THAT(
+      store_->Get(used.id, Now()),
+      IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kUsed)));
 }
 
 TEST_P(ChallengeStoreContractTest, PingSucceeds) {

@@ -26,8 +26,8 @@ std::string Secret(char fill, size_t n = 32) {
 
 std::string WriteFile(const std::string& text, mode_t mode) {
   static int counter = 0;
-  const std::string path = absl::StrCat(scepca::testing::MakeTempDir(),
-                                        "/keys", ++counter);
+  const std::string path =
+      absl::StrCat(scepca::testing::MakeTempDir(), "/keys", ++counter);
   FILE* f = fopen(path.c_str(), "w");
   fputs(text.c_str(), f);
   fclose(f);
@@ -36,10 +36,9 @@ std::string WriteFile(const std::string& text, mode_t mode) {
 }
 
 TEST(KeyRingTest, ParsesStatesAndFindsVerifiers) {
-  const std::string text =
-      absl::StrCat("# comment\n\nkey 1 primary ", Secret('a'),
-                   "\nkey 2 enabled ", Secret('b', 48), "\nkey 3 disabled ",
-                   Secret('c'), "\n");
+  const std::string text = absl::StrCat(
+      "# comment\n\nkey 1 primary ", Secret('a'), "\nkey 2 enabled ",
+      Secret('b', 48), "\nkey 3 disabled ", Secret('c'), "\n");
   absl::StatusOr<KeyRing> ring = KeyRing::Parse(text);
   ASSERT_THAT(ring, IsOk());
   ASSERT_NE(ring->primary(), nullptr);
@@ -74,8 +73,9 @@ TEST(KeyRingTest, RefusesBadKeyFiles) {
       {"hello", "expected"},
   };
   for (const auto& c : cases) {
-    EXPECT_THAT(KeyRing::Parse(c.text),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.error)))
+    EXPECT_THAT(
+        KeyRing::Parse(c.text),
+        StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.error)))
         << c.text;
   }
 }
@@ -84,9 +84,9 @@ TEST(KeyRingTest, LoadFileRefusesGroupOrOtherAccess) {
   const std::string text = absl::StrCat("key 7 primary ", Secret('k'), "\n");
   EXPECT_THAT(KeyRing::LoadFile(WriteFile(text, 0600)), IsOk());
   EXPECT_THAT(KeyRing::LoadFile(WriteFile(text, 0400)), IsOk());
-  EXPECT_THAT(KeyRing::LoadFile(WriteFile(text, 0640)),
-              StatusIs(absl::StatusCode::kFailedPrecondition,
-                       HasSubstr("chmod 600")));
+  EXPECT_THAT(
+      KeyRing::LoadFile(WriteFile(text, 0640)),
+      StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("chmod 600")));
   EXPECT_THAT(KeyRing::LoadFile(WriteFile(text, 0604)),
               StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(KeyRing::LoadFile("/nonexistent/keys"),
@@ -128,8 +128,8 @@ TEST(KeyRingTest, RotationEditsKeepOnePrimary) {
 }
 
 TEST(KeyRingHolderTest, SwapsAtomically) {
-  KeyRingHolder holder(*KeyRing::Parse(absl::StrCat("key 1 primary ",
-                                                    Secret('a'))));
+  KeyRingHolder holder(
+      *KeyRing::Parse(absl::StrCat("key 1 primary ", Secret('a'))));
   std::shared_ptr<const KeyRing> before = holder.Get();
   holder.Set(*KeyRing::Parse(absl::StrCat("key 2 primary ", Secret('b'))));
   EXPECT_EQ(before->primary()->id, 1u);  // Readers keep their snapshot.

@@ -35,7 +35,7 @@ SignedToken VectorToken() {
 }
 
 // Known-answer vectors, computed independently (Python hmac/base64) from the
-// format in signed_token.h; also listed in docs/signed-challenges.md.
+// format in signed_token.h; the first is the README's worked example.
 constexpr char kMinimalVector[] =
     "AQECAwQQERITFBUWFxgZGhscHR4fa0nSAGtJ4BAAAQpkZXZpY2UtMTIzF8ace1V5VUZ1J6ti"
     "tBMMOw==";
@@ -56,8 +56,7 @@ SignedToken FullToken() {
 
 TEST(SignedTokenTest, MatchesKnownAnswerVectors) {
   KeyRing ring = VectorRing();
-  EXPECT_EQ(*EncodeSignedToken(VectorToken(), *ring.primary()),
-            kMinimalVector);
+  EXPECT_EQ(*EncodeSignedToken(VectorToken(), *ring.primary()), kMinimalVector);
   EXPECT_EQ(*EncodeSignedToken(FullToken(), *ring.primary()), kFullVector);
 
   absl::StatusOr<SignedToken> full = DecodeSignedToken(kFullVector, ring);
@@ -101,9 +100,9 @@ TEST(SignedTokenTest, TruncatedExtendedAndReencodedTextIsRefused) {
   const std::string text = kFullVector;
   absl::StatusOr<std::string> raw = Base64Decode(text);
   ASSERT_THAT(raw, IsOk());
-  EXPECT_FALSE(DecodeSignedToken(Base64Encode(raw->substr(0, raw->size() - 1)),
-                                 ring)
-                   .ok());
+  EXPECT_FALSE(
+      DecodeSignedToken(Base64Encode(raw->substr(0, raw->size() - 1)), ring)
+          .ok());
   EXPECT_FALSE(DecodeSignedToken(Base64Encode(*raw + "x"), ring).ok());
   EXPECT_THAT(DecodeSignedToken(text.substr(0, text.size() - 4), ring),
               StatusIs(absl::StatusCode::kUnauthenticated));

@@ -24,14 +24,20 @@ using ::testing::Not;
 
 class ChallengectlE2eTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    server_ = new AuthorityProcess();
-    ASSERT_THAT(server_->Start({"--max-ttl", "1h"}), IsOk());
+  // One server per suite, started by the first test so that a failure to
+  // start fails that test (a failing SetUpTestSuite only skips).
+  void StartServer() {
+    if (server_ != nullptr) return;
+    auto* server = new AuthorityProcess();
+    absl::Status started = server->Start({"--max-ttl", "1h"});
+    ASSERT_THAT(started, IsOk());
+    server_ = server;
   }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
   }
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(StartServer()); }
   CommandResult Ctl(const std::vector<std::string>& args) {
     return RunChallengectl(server_->address(), args);
   }
@@ -63,8 +69,8 @@ TEST_F(ChallengectlE2eTest, IssuePrintsOnlyTheChallenge) {
 
 TEST_F(ChallengectlE2eTest, ValidateOnceThenAlreadyUsed) {
   const std::string c = MustIssue();
-  CommandResult first = Ctl({"validate", "--challenge", c,
-                             "--transaction-id", "tx-1"});
+  CommandResult first =
+      Ctl({"validate", "--challenge", c, "--transaction-id", "tx-1"});
   EXPECT_EQ(first.exit_code, 0) << first.err;
   EXPECT_THAT(first.out, HasSubstr("valid: device dev-e2e"));
   CommandResult second = Ctl({"validate", "--challenge", c});
@@ -131,7 +137,8 @@ TEST_F(ChallengectlE2eTest, ShortTtlExpires) {
 }
 
 TEST_F(ChallengectlE2eTest, UnknownChallengeIsNotFound) {
-  CommandResult v = Ctl({"validate", "--challenge", "AAAAAAAAAAAAAAAAAAAAAAAAAA"});
+  CommandResult v =
+      Ctl({"validate", "--challenge", "AAAAAAAAAAAAAAAAAAAAAAAAAA"});
   EXPECT_EQ(v.exit_code, 1);
   EXPECT_THAT(v.out, HasSubstr("invalid: not_found"));
   CommandResult get = Ctl({"get", std::string(32, 'a')});
@@ -150,7 +157,8 @@ TEST_F(ChallengectlE2eTest, MalformedRequestsExitTwoAndNameTheField) {
   CommandResult over_max = Ctl({"issue", "--device", "d", "--ttl", "2h"});
   EXPECT_EQ(over_max.exit_code, 2);
   EXPECT_THAT(over_max.err, HasSubstr("ttl"));
-  CommandResult huge = Ctl({"validate", "--challenge", std::string(10240, 'A')});
+  CommandResult huge =
+      Ctl({"validate", "--challenge", std::string(10240, 'A')});
   EXPECT_EQ(huge.exit_code, 2);
   EXPECT_THAT(huge.err, HasSubstr("challenge"));
   CommandResult unknown_flag = Ctl({"issue", "--device", "d", "--bogus"});
@@ -175,9 +183,9 @@ TEST_F(ChallengectlE2eTest, HelpOnEveryCommand) {
 
 TEST_F(ChallengectlE2eTest, UnreachableServerExitsThreeQuickly) {
   const absl::Time start = absl::Now();
-  CommandResult r = RunChallengectl(
-      absl::StrCat("127.0.0.1:", PickFreePort()),
-      {"--deadline", "2s", "issue", "--device", "d"});
+  CommandResult r =
+      RunChallengectl(absl::StrCat("127.0.0.1:", PickFreePort()),
+                      {"--deadline", "2s", "issue", "--device", "d"});
   EXPECT_EQ(r.exit_code, 3);
   EXPECT_LT(absl::Now() - start, absl::Seconds(4));
 }
@@ -192,8 +200,7 @@ TEST_F(ChallengectlE2eTest, ConcurrentValidatesGiveExactlyOneValid) {
                              absl::StrCat("tx-", i)});
       if (r.exit_code == 0) {
         ++valid;
-      } else if (r.exit_code == 1 &&
-                 absl::StrContains(r.out, "already_used")) {
+      } else if (r.exit_code == 1 && absl::StrContains(r.out, "already_used")) {
         ++used;
       } else {
         ++other;

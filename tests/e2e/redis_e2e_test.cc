@@ -23,9 +23,9 @@ namespace {
 namespace v1 = ::scep::challenge::v1;
 using ::testing::HasSubstr;
 
-std::unique_ptr<ChallengeClient> ClientFor(const AuthorityProcess& server,
-                                           absl::Duration deadline =
-                                               absl::Seconds(5)) {
+std::unique_ptr<ChallengeClient> ClientFor(
+    const AuthorityProcess& server,
+    absl::Duration deadline = absl::Seconds(5)) {
   ClientOptions options;
   options.target = server.address();
   options.deadline = deadline;
@@ -143,7 +143,8 @@ TEST_F(RedisE2eTest, RedisDownIsUnavailableFastAndRecoversWithoutRestart) {
     EXPECT_THAT(r, StatusIs(absl::StatusCode::kUnavailable));
     EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   }
-  CommandResult issue = RunChallengectl(a_.address(), {"issue", "--device", "d"});
+  CommandResult issue =
+      RunChallengectl(a_.address(), {"issue", "--device", "d"});
   EXPECT_EQ(issue.exit_code, 3) << issue.err;
   EXPECT_TRUE(WaitFor([&] { return HealthIs(a_, false); }, absl::Seconds(5)));
 
@@ -185,10 +186,10 @@ TEST_F(RedisE2eTest, NoChallengeIsStoredInRedis) {
   challenges.push_back(Issue(a_, {"--idempotency-key", "idem-1", "--user",
                                   "alice", "--cn", "dev.example.org"}));
   ASSERT_EQ(Validate(a_, challenges[0]).exit_code, 0);
-  ASSERT_THAT(RunChallengectl(a_.address(), {"revoke", "--challenge",
-                                             challenges[1]})
-                  .exit_code,
-              0);
+  ASSERT_THAT(
+      RunChallengectl(a_.address(), {"revoke", "--challenge", challenges[1]})
+          .exit_code,
+      0);
   absl::StatusOr<RedisReply> keys = redis_->Command({"KEYS", "*"});
   ASSERT_THAT(keys, IsOk());
   ASSERT_FALSE(keys->elements.empty());
@@ -212,8 +213,8 @@ TEST(RedisE2eStartupTest, StartsWhileRedisIsDownAndAnswersUnavailable) {
   ASSERT_THAT(server.Start({"--store", absl::StrCat("redis://127.0.0.1:", port),
                             "--health-interval", "200ms"}),
               IsOk());
-  CommandResult down = RunChallengectl(server.address(),
-                                       {"issue", "--device", "d"});
+  CommandResult down =
+      RunChallengectl(server.address(), {"issue", "--device", "d"});
   EXPECT_EQ(down.exit_code, 3);
   EXPECT_THAT(down.err, HasSubstr("UNAVAILABLE"));
   EXPECT_THAT(server.Log(), HasSubstr("NOT_SERVING"));

@@ -151,8 +151,8 @@ TEST(SignedE2eTest, KeyFileRefusalsStopTheServer) {
     mode_t mode;
     const char* error;
   } cases[] = {
-      {absl::StrCat("key 1 primary ", Base64Encode(std::string(16, 'k'))),
-       0600, "at least 32"},
+      {absl::StrCat("key 1 primary ", Base64Encode(std::string(16, 'k'))), 0600,
+       "at least 32"},
       {absl::StrCat("key 1 primary ", good, "\nkey 1 enabled ", good), 0600,
        "duplicate key id"},
       {absl::StrCat("key 1 enabled ", good), 0600, "exactly one primary"},

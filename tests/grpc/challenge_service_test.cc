@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "service/core/in_memory_challenge_store.h"
 #include "service/grpc/authority_server.h"
+#include "tests/testing/csr_builder.h"
 #include "tests/testing/status_matchers.h"
 
 namespace scepca {
@@ -83,15 +84,37 @@ TEST_F(ChallengeServiceTest, IssueValidateGetListRevokeRoundTrip) {
   EXPECT_EQ(info->state(), v1::CHALLENGE_STATE_PENDING);
   EXPECT_EQ(info->binding().common_name(), "dev-1.example.org");
   EXPECT_EQ(info->labels().at("template"), "wifi");
-  EXPECT_THAT(info->DebugString(), ::testing::Not(HasSubstr(issued->challenge())));
+  EXPECT_THAT(info->DebugString(),
+              ::testing::Not(HasSubstr(issued->challenge())));
 
   v1::ValidateRequest validate;
   validate.set_challenge(issued->challenge());
   validate.set_transaction_id("tx-1");
+  // Bound to an identity: without the CSR it is refused and not used up.
   auto verdict = client_->Validate(validate);
   ASSERT_THAT(verdict, IsOk());
-  EXPECT_TRUE(verdict->valid());
+  EXPECT_EQ(verdict->reason(), v1::REASON_CSR_REQUIRED);
+  scepca::testing::CsrSpec spec;
+  spec.common_names = {"dev-1.example.org"};
+  spec.dns_names = {"dev-1.example.org"};
+  spec.challenge_shape = scepca::testing::ChallengeShape::kSingle;
+  spec.challenge = issued->challenge();
+  absl::StatusOr<std::string> csr = scepca::testing::BuildCsrDer(spec);
+  ASSERT_THAT(csr, IsOk());
+  validate.set_csr(*csr);
+  verdict = client_->Validate(validate);
+  ASSERT_THAT(verdict, IsOk());
+  EXPECT_TRUE(verdict->valid()) << verdict->message();
   EXPECT_EQ(verdict->reason(), v1::REASON_VALID);
+  EXPECT_FALSE(verdict->repeat());
+  EXPECT_EQ(verdict->csr().common_name(), "dev-1.example.org");
+  EXPECT_EQ(verdict->csr().public_key_sha256().size(), 32u);
+  EXPECT_EQ(verdict->csr().challenge_type(), "PrintableString");
+  auto repeat = client_->Validate(validate);
+  ASSERT_THAT(repeat, IsOk());
+  EXPECT_TRUE(repeat->valid());
+  EXPECT_TRUE(repeat->repeat());
+  validate.set_transaction_id("tx-2");
   EXPECT_EQ(verdict->device_id(), "dev-1");
   EXPECT_EQ(verdict->user_id(), "alice");
   EXPECT_EQ(verdict->labels().at("template"), "wifi");
@@ -122,11 +145,12 @@ TEST_F(ChallengeServiceTest, IssueValidateGetListRevokeRoundTrip) {
   EXPECT_EQ(revoked->revoked_count(), 1);
 }
 
-TEST_F(ChallengeServiceTest, MalformedRequestsAreInvalidArgumentNamingTheField) {
+TEST_F(ChallengeServiceTest,
+       MalformedRequestsAreInvalidArgumentNamingTheField) {
   v1::IssueChallengeRequest issue;
-  EXPECT_THAT(client_->IssueChallenge(issue),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("device_id")));
+  EXPECT_THAT(
+      client_->IssueChallenge(issue),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device_id")));
   issue.set_device_id("dev");
   issue.mutable_ttl()->set_seconds(0);
   EXPECT_THAT(client_->IssueChallenge(issue),
@@ -145,30 +169,30 @@ TEST_F(ChallengeServiceTest, MalformedRequestsAreInvalidArgumentNamingTheField) 
   EXPECT_EQ(store_.RecordCountForTesting(), 0u);
 
   v1::ValidateRequest validate;
-  EXPECT_THAT(client_->Validate(validate),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("challenge")));
+  EXPECT_THAT(
+      client_->Validate(validate),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("challenge")));
   validate.set_challenge(std::string(10 * 1024, 'A'));
-  EXPECT_THAT(client_->Validate(validate),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("challenge")));
+  EXPECT_THAT(
+      client_->Validate(validate),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("challenge")));
 
   v1::RevokeRequest revoke;
-  EXPECT_THAT(client_->Revoke(revoke),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("challenge_id")));
+  EXPECT_THAT(
+      client_->Revoke(revoke),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("challenge_id")));
   v1::GetChallengeRequest get;
   get.set_challenge_id("nope");
-  EXPECT_THAT(client_->GetChallenge(get),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("challenge_id")));
+  EXPECT_THAT(
+      client_->GetChallenge(get),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("challenge_id")));
   get.set_challenge_id(std::string(32, 'f'));
   EXPECT_THAT(client_->GetChallenge(get),
               StatusIs(absl::StatusCode::kNotFound));
   v1::ListChallengesRequest list;
-  EXPECT_THAT(client_->ListChallenges(list),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("device_id")));
+  EXPECT_THAT(
+      client_->ListChallenges(list),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("device_id")));
 }
 
 TEST_F(ChallengeServiceTest, RefusedChallengeIsAnOkResponse) {

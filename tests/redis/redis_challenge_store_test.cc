@@ -3,7 +3,10 @@
 // stores, options, and the recommended ACL.
 #include "service/redis/redis_challenge_store.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -305,7 +308,8 @@ TEST_F(RedisChallengeStoreTest, ScriptsRunBySha1OnceLoaded) {
     ASSERT_THAT(
         store_->Insert(MakeRecord(IdFor(10 + i), "dev-sha", "u"), Now()),
         IsOk());
-    ASSERT_THAT(store_->Consume(IdFor(10 + i), UseInfo{"tx", ""}, Now()), IsOk());
+    ASSERT_THAT(store_->Consume(IdFor(10 + i), UseInfo{"tx", ""}, Now()),
+                IsOk());
   }
   EXPECT_EQ(CommandCalls("eval"), 0);
   // Per round: two index scripts, the insert script, the consume script.
@@ -340,8 +344,8 @@ TEST(RedisConcurrencyTest, TwoStoresRacingConsumeHaveOneWinnerPerId) {
       ChallengeStore* store = stores[t % 2].get();
       for (int k = 0; k < kIds; ++k) {
         const int i = (k + t * 7) % kIds;  // Different orders per thread.
-        absl::StatusOr<ConsumeResult> r =
-            store->Consume(IdFor(1000 + i), UseInfo{absl::StrCat("tx-", t), ""}, Now());
+        absl::StatusOr<ConsumeResult> r = store->Consume(
+            IdFor(1000 + i), UseInfo{absl::StrCat("tx-", t), ""}, Now());
         if (!r.ok()) {
           ++errors;
         } else if (r->outcome == ConsumeResult::Outcome::kConsumed) {
@@ -518,6 +522,36 @@ TEST(RedisAclTest, WrongPasswordFailsUnavailableWithoutLeakingIt) {
     EXPECT_THAT(ping.message(), ::testing::AnyOf(HasSubstr("AUTH"),
                                                  HasSubstr("authentication")));
   }
+}
+
+TEST(RedisAclTest, PasswordFileKeepsThePasswordOutOfTheUrl) {
+  SCEPCA_SKIP_WITHOUT_REDIS_SERVER();
+  RedisServerOptions server_options;
+  server_options.extra_args = {"--requirepass", "file-pass-123"};
+  absl::StatusOr<std::unique_ptr<RedisServer>> server =
+      RedisServer::Start(server_options);
+  ASSERT_THAT(server, IsOk());
+  const std::string path = absl::StrCat(MakeTempDir(), "/redis-password");
+  FILE* f = fopen(path.c_str(), "w");
+  fputs("file-pass-123\n", f);
+  fclose(f);
+  chmod(path.c_str(), 0600);
+  RedisStoreOptions options;
+  options.url = (*server)->tcp_url();
+  options.password_file = path;
+  absl::StatusOr<std::unique_ptr<ChallengeStore>> store =
+      NewRedisChallengeStore(options);
+  ASSERT_THAT(store, IsOk());
+  EXPECT_THAT((*store)->Ping(), IsOk());
+  EXPECT_THAT((*store)->Describe(), Not(HasSubstr("file-pass")));
+
+  chmod(path.c_str(), 0644);
+  EXPECT_THAT(
+      NewRedisChallengeStore(options),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("chmod 600")));
+  options.password_file = "/nonexistent/password";
+  EXPECT_THAT(NewRedisChallengeStore(options),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 }  // namespace

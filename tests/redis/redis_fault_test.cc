@@ -58,7 +58,10 @@ std::vector<TimedCall> EveryCall(ChallengeStore* store) {
   return {
       {"Insert", [=] { return store->Insert(MakeRecord(id, "dev"), Now()); }},
       {"Get", [=] { return store->Get(id, Now()).status(); }},
-      {"Consume", [=] { return store->Consume(id, UseInfo{"tx", ""}, Now()).status(); }},
+      {"Consume",
+       [=] {
+         return store->Consume(id, UseInfo{"tx", ""}, Now()).status();
+       }},
       {"Revoke", [=] { return store->Revoke(id, "r", Now()).status(); }},
       {"RevokeSubject",
        [=] {
@@ -155,7 +158,8 @@ TEST_P(RedisFaultTest, KilledServerMakesEveryCallUnavailableFastThenRecovers) {
   ASSERT_THAT(server_->Restart(), IsOk());
   ASSERT_TRUE(WaitUntilServing(store.get()));
   ASSERT_THAT(store->Insert(MakeRecord(IdFor(2), "dev"), Now()), IsOk());
-  absl::StatusOr<ConsumeResult> consumed = store->Consume(IdFor(2), UseInfo{"", ""}, Now());
+  absl::StatusOr<ConsumeResult> consumed =
+      store->Consume(IdFor(2), UseInfo{"", ""}, Now());
   ASSERT_THAT(consumed, IsOk());
   EXPECT_EQ(consumed->outcome, ConsumeResult::Outcome::kConsumed);
 }
@@ -183,7 +187,9 @@ TEST_P(RedisFaultTest, StoppedServerMakesCallsUnavailableWithinTimeout) {
   // Sent, but never answered: the outcome is unknown, so not kConsumed.
   ExpectUnavailableWithin(
       {"Consume",
-       [&] { return store->Consume(IdFor(10), UseInfo{"tx", ""}, Now()).status(); }},
+       [&] {
+         return store->Consume(IdFor(10), UseInfo{"tx", ""}, Now()).status();
+       }},
       kFailFast);
   for (const TimedCall& call : EveryCall(store.get())) {
     if (call.name == "Get" || call.name == "Insert" || call.name == "Ping" ||
@@ -196,7 +202,8 @@ TEST_P(RedisFaultTest, StoppedServerMakesCallsUnavailableWithinTimeout) {
   ASSERT_TRUE(WaitUntilServing(store.get()));
   // Redis may have run the Consume it had read before it was stopped; either
   // way the record is now used, and no later answer is someone else's.
-  absl::StatusOr<ConsumeResult> again = store->Consume(IdFor(10), UseInfo{"tx2", ""}, Now());
+  absl::StatusOr<ConsumeResult> again =
+      store->Consume(IdFor(10), UseInfo{"tx2", ""}, Now());
   ASSERT_THAT(again, IsOk());
   EXPECT_THAT(again->outcome, AnyOf(ConsumeResult::Outcome::kConsumed,
                                     ConsumeResult::Outcome::kAlreadyUsed));
@@ -313,7 +320,8 @@ TEST_P(RedisFaultTest, AcknowledgedConsumeSurvivesKillWithAppendfsyncAlways) {
   ASSERT_THAT(used, IsOk());
   EXPECT_EQ(used->state, ChallengeState::kUsed);
   EXPECT_EQ(used->used_transaction_id, "tx-durable");
-  absl::StatusOr<ConsumeResult> again = store->Consume(IdFor(40), UseInfo{"tx", ""}, Now());
+  absl::StatusOr<ConsumeResult> again =
+      store->Consume(IdFor(40), UseInfo{"tx", ""}, Now());
   ASSERT_THAT(again, IsOk());
   EXPECT_EQ(again->outcome, ConsumeResult::Outcome::kAlreadyUsed);
   EXPECT_THAT(store->Get(IdFor(41), Now()),

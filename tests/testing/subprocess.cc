@@ -58,7 +58,8 @@ int PickFreePort() {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   addr.sin_port = 0;
   socklen_t len = sizeof(addr);
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+  if (fd < 0 ||
+      bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
     std::perror("PickFreePort");
     std::abort();
@@ -146,8 +147,8 @@ absl::StatusOr<CommandResult> RunCommand(const std::vector<std::string>& argv,
 absl::Status ChildProcess::Start(const std::vector<std::string>& argv,
                                  const std::string& log_path) {
   log_path_ = log_path;
-  int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                    0600);
+  int log_fd =
+      open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   if (log_fd < 0) return absl::InternalError("cannot open log");
   std::vector<char*> args = ArgvPointers(argv);
   pid_t pid = fork();
