@@ -6,6 +6,8 @@
 #   deploy/dev.sh test        install packages, build, run every test (ctest)
 #   deploy/dev.sh test-asan   the same under AddressSanitizer + UBSan
 #   deploy/dev.sh format      check clang-format (Google style) on all sources
+#   deploy/dev.sh fuzz        build the libFuzzer targets with clang and run
+#                             each for $FUZZ_SECONDS (30) seconds
 #   deploy/dev.sh deps        only install the Debian packages
 #
 # Extra arguments after "run" go to challenge-authority, e.g.
@@ -51,6 +53,27 @@ run_tests() {
       -j"$JOBS" --timeout 300)
 }
 
+FUZZ_PACKAGES=(clang libclang-rt-14-dev)
+
+fuzz() {
+  PACKAGES+=("${FUZZ_PACKAGES[@]}")
+  deps
+  local dir=$ROOT/build-fuzz
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$dir" \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$dir" -j"$JOBS" --target csr_fuzzer token_fuzzer \
+    csr_fuzzer_smoke token_fuzzer_smoke
+  for target in csr token; do
+    local corpus=$dir/corpus-$target
+    rm -rf "$corpus" && mkdir -p "$corpus"
+    "$dir/tests/fuzz/${target}_fuzzer_smoke" --write-corpus "$corpus" >/dev/null
+    echo "== fuzzing ${target} for ${FUZZ_SECONDS:-30}s"
+    "$dir/tests/fuzz/${target}_fuzzer" -max_total_time="${FUZZ_SECONDS:-30}" \
+      -rss_limit_mb=4096 -print_final_stats=1 "$corpus" 2>&1 | tail -n 12
+    test "${PIPESTATUS[0]}" -eq 0
+  done
+}
+
 case "${1:-}" in
   deps) deps ;;
   run)
@@ -76,8 +99,9 @@ case "${1:-}" in
     git ls-files '*.h' '*.cc' | xargs clang-format --dry-run -Werror
     echo "clang-format: clean"
     ;;
+  fuzz) fuzz ;;
   *)
-    sed -n '2,14p' "$0"
+    sed -n '2,16p' "$0"
     exit 2
     ;;
 esac

@@ -170,6 +170,8 @@ absl::StatusOr<SignedToken> DecodeSignedToken(absl::string_view text,
   size_t at = kTokenHeaderBytes;
   uint8_t last_type = 0;
   int devices = 0;
+  std::string last_label_key;
+  bool have_label = false;
   while (at < body.size()) {
     if (at + 2 > body.size()) return Malformed("truncated field");
     const uint8_t type = static_cast<uint8_t>(body[at]);
@@ -185,6 +187,11 @@ absl::StatusOr<SignedToken> DecodeSignedToken(absl::string_view text,
       return Malformed("repeated field");
     }
     last_type = type;
+    // One encoding per token: no empty optional fields, labels in
+    // increasing key order (as EncodeSignedToken writes them).
+    if ((type == kUser || type == kCommonName) && value.empty()) {
+      return Malformed("empty field");
+    }
     switch (type) {
       case kDevice:
         ++devices;
@@ -211,7 +218,13 @@ absl::StatusOr<SignedToken> DecodeSignedToken(absl::string_view text,
           return Malformed("bad label");
         }
         const size_t klen = static_cast<unsigned char>(value[0]);
-        token.labels[std::string(value.substr(1, klen))] =
+        std::string label_key(value.substr(1, klen));
+        if (have_label && label_key <= last_label_key) {
+          return Malformed("labels out of order");
+        }
+        have_label = true;
+        last_label_key = label_key;
+        token.labels[std::move(label_key)] =
             std::string(value.substr(1 + klen));
         break;
       }
