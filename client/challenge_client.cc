@@ -56,6 +56,9 @@ SCEPCA_CLIENT_CALL(GetChallenge, v1::GetChallengeRequest, v1::ChallengeInfo)
 SCEPCA_CLIENT_CALL(ListChallenges, v1::ListChallengesRequest,
                    v1::ListChallengesResponse)
 
+SCEPCA_CLIENT_CALL(NotifyOutcome, v1::NotifyOutcomeRequest,
+                   v1::NotifyOutcomeResponse)
+
 #undef SCEPCA_CLIENT_CALL
 
 absl::StatusOr<bool> ChallengeClient::CheckHealth() {

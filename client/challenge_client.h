@@ -43,6 +43,8 @@ class ChallengeClient {
       const scep::challenge::v1::GetChallengeRequest& request);
   absl::StatusOr<scep::challenge::v1::ListChallengesResponse> ListChallenges(
       const scep::challenge::v1::ListChallengesRequest& request);
+  absl::StatusOr<scep::challenge::v1::NotifyOutcomeResponse> NotifyOutcome(
+      const scep::challenge::v1::NotifyOutcomeRequest& request);
   // Returns grpc.health.v1 status of the service: true if SERVING.
   absl::StatusOr<bool> CheckHealth();
 

@@ -2,10 +2,12 @@
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
+#include <openssl/crypto.h>
 
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -20,6 +22,7 @@
 #include "service/core/hashing.h"
 #include "service/core/key_ring.h"
 #include "service/flags/flag_set.h"
+#include "service/http/http_users.h"
 
 namespace scepca {
 namespace {
@@ -36,7 +39,11 @@ constexpr char kMainUsage[] =
     "  revoke    revoke by challenge id, challenge, device or user\n"
     "  get       show one challenge by its id\n"
     "  list      list the challenges of a device or a user\n"
+    "  notify    report an enrollment's outcome (certificate issued or "
+    "failed)\n"
     "  keys      manage the HMAC key file of signed challenges\n"
+    "  http-user manage the accounts of the HTTP endpoints (NDES page, Jamf,\n"
+    "            step-ca): add, remove, list\n"
     "  csr       inspect a PKCS#10 request as the authority reads it\n"
     "\n"
     "Run 'challengectl COMMAND --help' for a command's flags.\n"
@@ -344,6 +351,67 @@ void PrintInfo(const v1::ChallengeInfo& info, std::ostream& out) {
   for (const auto& v : b.email_addresses())
     out << "bind email:   " << v << "\n";
   for (const auto& v : b.uris()) out << "bind uri:     " << v << "\n";
+  if (info.history_size() > 0) out << "history:\n";
+  for (const auto& e : info.history()) {
+    out << "  " << TimeText(e.at()) << "  "
+        << EnumText(v1::ChallengeEvent::Type_Name(e.type()), "TYPE_");
+    if (!e.transaction_id().empty()) {
+      out << "  transaction " << e.transaction_id();
+    }
+    if (!e.certificate_serial().empty()) {
+      out << "  serial " << e.certificate_serial();
+    }
+    if (!e.certificate_sha256().empty()) {
+      out << "  sha256 " << e.certificate_sha256();
+    }
+    if (!e.detail().empty()) out << "  " << e.detail();
+    out << "\n";
+  }
+}
+
+int Notify(const Globals& g, const std::vector<std::string>& args, Io io) {
+  std::string challenge_id, transaction_id, serial, fingerprint, failure;
+  bool issued = false, failed = false;
+  FlagSet flags(
+      "challengectl notify (--challenge-id ID | --transaction-id TX) "
+      "(--issued [--serial HEX] [--fingerprint HEX] | --failed [--failure "
+      "TEXT])",
+      "Reports what became of an enrollment (NotifyOutcome); 'get' shows it "
+      "in the\nchallenge's history.");
+  flags.String("challenge-id", &challenge_id, "the challenge's id");
+  flags.String("transaction-id", &transaction_id,
+               "the SCEP transactionID it was validated with");
+  flags.Bool("issued", &issued, "a certificate was issued");
+  flags.Bool("failed", &failed, "issuance failed");
+  flags.String("serial", &serial, "certificate serial number (hex)");
+  flags.String("fingerprint", &fingerprint,
+               "SHA-256 of the certificate's DER (hex)");
+  flags.String("failure", &failure, "why issuance failed");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "notify", &rest, 0);
+      rc >= 0) {
+    return rc;
+  }
+  if (issued == failed) {
+    return UsageError(io, "notify", "exactly one of --issued and --failed");
+  }
+  v1::NotifyOutcomeRequest request;
+  request.set_challenge_id(challenge_id);
+  request.set_transaction_id(transaction_id);
+  request.set_outcome(issued ? v1::OUTCOME_ISSUED : v1::OUTCOME_FAILED);
+  request.set_certificate_serial(serial);
+  request.set_certificate_sha256(fingerprint);
+  request.set_failure(failure);
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(io, "notify", client.status());
+  auto response = (*client)->NotifyOutcome(request);
+  if (!response.ok()) return Fail(io, "notify", response.status());
+  if (g.json) {
+    io.out << ToJson(*response) << "\n";
+  } else {
+    io.out << "recorded for challenge " << response->challenge_id() << "\n";
+  }
+  return kExitOk;
 }
 
 int Get(const Globals& g, const std::vector<std::string>& args, Io io) {
@@ -560,6 +628,133 @@ int Keys(const Globals& /*g*/, const std::vector<std::string>& args, Io io) {
   return kExitOk;
 }
 
+int HttpUser(const Globals& /*g*/, const std::vector<std::string>& args,
+             Io io) {
+  std::string file, name, ttl_text, user;
+  std::vector<std::string> labels;
+  bool no_issue = false, replace = false;
+  int quota = 0;
+  FlagSet flags(
+      "challengectl http-user (add --name NAME [FLAGS] | remove --name NAME "
+      "| list) --file FILE",
+      "Manages the users file of the HTTP endpoints (the server's\n"
+      "--http-users-file: NDES page, Jamf webhook, step-ca Basic auth). The "
+      "file is\nedited in place and kept private (mode 0600); send the server "
+      "SIGHUP after\na change.\n"
+      "  add     adds an account, or changes one with --replace; reads the\n"
+      "          password from the first line of stdin (at least 12 "
+      "characters)\n          and stores only its scrypt hash\n"
+      "  remove  removes an account\n"
+      "  list    shows the accounts and their options, never hashes");
+  flags.String("file", &file, "the users file");
+  flags.String("name", &name, "account name (A-Z a-z 0-9 . _ @ -)");
+  flags.Bool("no-issue", &no_issue, "add: the account may not get challenges");
+  flags.String("ttl", &ttl_text,
+               "add: lifetime of its challenges, e.g. 60m (default: the "
+               "server's --default-ttl)");
+  flags.String("user", &user, "add: user_id of its challenges");
+  flags.StringList("label", &labels,
+                   "add: KEY=VALUE on its challenges (repeatable)");
+  flags.Int("quota", &quota,
+            "add: NDES page: at most N challenges outstanding (0: no limit)");
+  flags.Bool("replace", &replace, "add: replace an existing account");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "http-user", &rest, 1);
+      rc >= 0) {
+    return rc;
+  }
+  if (rest.size() != 1) {
+    return UsageError(io, "http-user",
+                      "a subcommand is required: add, remove or list");
+  }
+  if (file.empty()) return UsageError(io, "http-user", "--file is required");
+  const std::string& sub = rest[0];
+  if (sub != "add" && sub != "remove" && sub != "list") {
+    return UsageError(io, "http-user",
+                      absl::StrCat("unknown subcommand '", sub, "'"));
+  }
+  if (sub != "list" && name.empty()) {
+    return UsageError(io, "http-user", "--name is required");
+  }
+  absl::StatusOr<std::string> text = ReadUsersFile(file);
+  if (absl::IsNotFound(text.status()) && sub == "add") text = std::string();
+  if (!text.ok()) return Fail(io, "http-user", text.status());
+  if (sub == "list") {
+    // Any hash cost is listed; the server applies its own minimum.
+    absl::StatusOr<std::vector<HttpAccount>> accounts =
+        ParseUsersFile(*text, {.min_scrypt_log_n = 10});
+    if (!accounts.ok()) return Fail(io, "http-user", accounts.status());
+    io.out << absl::StrFormat("%-24s  %-5s  %-8s  %-16s  %-5s  %s\n", "NAME",
+                              "ISSUE", "TTL", "USER", "QUOTA", "LABELS");
+    for (const HttpAccount& a : *accounts) {
+      std::vector<std::string> kv;
+      for (const auto& [k, v] : a.labels) kv.push_back(absl::StrCat(k, "=", v));
+      io.out << absl::StrFormat(
+          "%-24s  %-5s  %-8s  %-16s  %-5d  %s\n", a.name,
+          a.may_issue ? "yes" : "no",
+          a.ttl.has_value() ? absl::FormatDuration(*a.ttl) : "-",
+          a.user_id.empty() ? "-" : a.user_id, a.quota,
+          kv.empty() ? "-" : absl::StrJoin(kv, ","));
+    }
+    return kExitOk;
+  }
+  absl::StatusOr<std::string> edited;
+  bool replaced = false;
+  if (sub == "remove") {
+    edited = RemoveAccountLine(*text, name);
+  } else {
+    HttpAccount account;
+    account.name = name;
+    account.may_issue = !no_issue;
+    account.user_id = user;
+    account.quota = quota;
+    if (!ttl_text.empty()) {
+      absl::StatusOr<absl::Duration> ttl = ParseDurationFlag(ttl_text);
+      if (!ttl.ok()) {
+        return UsageError(io, "http-user",
+                          absl::StrCat("--ttl: ", ttl.status().message()));
+      }
+      account.ttl = *ttl;
+    }
+    for (const std::string& label : labels) {
+      const size_t eq = label.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        return UsageError(
+            io, "http-user",
+            absl::StrCat("--label '", label, "' is not KEY=VALUE"));
+      }
+      account.labels[label.substr(0, eq)] = label.substr(eq + 1);
+    }
+    std::string password;
+    std::getline(std::cin, password);
+    if (!password.empty() && password.back() == '\r') password.pop_back();
+    if (password.size() < kMinHttpPasswordLength) {
+      return UsageError(
+          io, "http-user",
+          absl::StrCat("the password (first line of stdin) must have at "
+                       "least ",
+                       kMinHttpPasswordLength, " characters"));
+    }
+    absl::StatusOr<std::string> hash = HashPassword(password);
+    OPENSSL_cleanse(password.data(), password.size());
+    if (!hash.ok()) return Fail(io, "http-user", hash.status());
+    account.password_hash = *std::move(hash);
+    if (absl::Status st = CheckAccount(account); !st.ok()) {
+      return UsageError(io, "http-user", std::string(st.message()));
+    }
+    edited = UpsertAccountLine(*text, account, replace, &replaced);
+  }
+  if (!edited.ok()) return Fail(io, "http-user", edited.status());
+  if (absl::Status st = WriteUsersFile(file, *edited); !st.ok()) {
+    return Fail(io, "http-user", st);
+  }
+  io.out << (sub == "remove" ? "removed"
+             : replaced      ? "replaced"
+                             : "added")
+         << " account " << name << " (send the server SIGHUP to load it)\n";
+  return kExitOk;
+}
+
 }  // namespace
 
 int ExitCodeForStatus(const absl::Status& status) {
@@ -611,7 +806,7 @@ int RunChallengectl(const std::vector<std::string>& args, std::ostream& out,
       std::function<int(const Globals&, const std::vector<std::string>&, Io)>>{
       {"issue", Issue}, {"validate", Validate}, {"revoke", Revoke},
       {"get", Get},     {"list", List},         {"keys", Keys},
-      {"csr", Csr}};
+      {"csr", Csr},     {"notify", Notify},     {"http-user", HttpUser}};
   auto it = kCommands->find(command);
   if (it == kCommands->end()) {
     err << "challengectl: unknown command '" << command

@@ -20,7 +20,7 @@ JOBS=${JOBS:-$(nproc)}
 PACKAGES=(
   build-essential cmake pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libssl-dev libhiredis-dev libabsl-dev
+  libssl-dev libhiredis-dev libabsl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   redis-server redis-tools clang-format scep python3
 )
@@ -49,7 +49,7 @@ build() {
 
 run_tests() {
   local dir=$1
-  (cd "$dir" && SCEPCA_REQUIRE_REDIS=1 ctest --output-on-failure \
+  (cd "$dir" && SCEPCA_REQUIRE_REDIS=1 SCEPCA_REQUIRE_SCEP=1 ctest --output-on-failure \
       -j"$JOBS" --timeout 300)
 }
 

@@ -14,6 +14,7 @@
 #include "service/core/log.h"
 #include "service/flags/flag_set.h"
 #include "service/grpc/authority_server.h"
+#include "service/http/http_server.h"
 #include "service/redis/redis_challenge_store.h"
 
 namespace scepca {
@@ -48,6 +49,7 @@ int Run(int argc, char** argv) {
   std::string store = "memory";
   std::string hmac_keys;
   absl::Duration shutdown_grace = absl::Seconds(5);
+  HttpServerOptions http_options;  // HTTP webhooks; off without --http-listen.
 
   FlagSet flags("challenge-authority", kUsage);
   flags.String("listen", &server_options.listen,
@@ -87,6 +89,7 @@ int Run(int argc, char** argv) {
                  "how often the store's health is checked");
   flags.Duration("shutdown-grace", &shutdown_grace,
                  "how long in-flight calls may run after SIGTERM");
+  http_options.AddFlags(&flags);
 
   absl::StatusOr<std::vector<std::string>> rest =
       flags.Parse(std::vector<std::string>(argv + 1, argv + argc));
@@ -154,6 +157,12 @@ int Run(int argc, char** argv) {
         "and other instances cannot see them; use --store redis://... in "
         "production");
   }
+  absl::StatusOr<std::unique_ptr<HttpServer>> http =
+      StartHttpServerIfConfigured(http_options, authority->get());
+  if (!http.ok()) {
+    std::cerr << "challenge-authority: " << http.status().message() << "\n";
+    return absl::IsUnavailable(http.status()) ? 1 : 2;
+  }
   absl::StatusOr<std::unique_ptr<AuthorityServer>> server =
       AuthorityServer::Start(server_options, authority->get());
   if (!server.ok()) {
@@ -169,6 +178,7 @@ int Run(int argc, char** argv) {
       absl::FormatDuration(authority_options.max_ttl)));
   int received = 0;
   while (sigwait(&signals, &received) == 0 && received == SIGHUP) {
+    if (*http != nullptr) (*http)->ReloadUsers();
     if (keys == nullptr) {
       LogInfo("SIGHUP: no --hmac-keys to reload");
       continue;
@@ -189,6 +199,7 @@ int Run(int argc, char** argv) {
   }
   LogInfo(absl::StrCat("received signal ", received,
                        ", finishing in-flight calls"));
+  http->reset();
   (*server)->Shutdown(shutdown_grace);
   server->reset();
   LogInfo("stopped");

@@ -1,13 +1,16 @@
 #include "service/core/challenge_authority.h"
 
 #include <algorithm>
+#include <tuple>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "service/core/hashing.h"
 #include "service/core/idempotency.h"
 #include "service/core/identity_binding.h"
+#include "service/core/log.h"
 #include "service/core/one_time_challenge.h"
 #include "service/core/random.h"
 #include "service/core/status_macros.h"
@@ -24,6 +27,7 @@ constexpr size_t kMaxLabelKeyLength = 63;
 constexpr size_t kMaxLabelValueLength = 256;
 constexpr size_t kMaxReasonLength = 256;
 constexpr size_t kMaxTransactionIdLength = 256;
+constexpr size_t kMaxFailureLength = 1024;
 constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 // A fresh 128-bit challenge colliding with a live one is astronomically
@@ -520,6 +524,81 @@ Verdict ChallengeAuthority::UsedVerdict(const ChallengeRecord& record,
   return VerdictForState(record, now);
 }
 
+void ChallengeAuthority::IndexTransaction(const UseInfo& use,
+                                          const ChallengeRecord& record,
+                                          absl::Time now) {
+  if (use.transaction_id.empty()) return;
+  absl::Status indexed = store_->IndexTransaction(use.transaction_id, record.id,
+                                                  record.forget_at, now);
+  if (!indexed.ok()) {
+    LogWarning(absl::StrCat("challenge ", record.id,
+                            ": cannot index its transaction id for outcome "
+                            "reports: ",
+                            indexed.message()));
+  }
+}
+
+absl::StatusOr<std::string> ChallengeAuthority::NotifyOutcome(
+    const OutcomeReport& report) {
+  if (report.challenge_id.empty() == report.transaction_id.empty()) {
+    return absl::InvalidArgumentError(
+        "exactly one of challenge_id and transaction_id is required");
+  }
+  SCEPCA_RETURN_IF_ERROR(CheckText(report.transaction_id, "transaction_id",
+                                   kMaxTransactionIdLength, false));
+  for (auto [value, field, max] :
+       {std::make_tuple(&report.certificate_serial, "certificate_serial", 128),
+        std::make_tuple(&report.certificate_sha256, "certificate_sha256",
+                        64)}) {
+    if (value->size() > static_cast<size_t>(max)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, " is longer than ", max, " hex characters"));
+    }
+    for (char c : *value) {
+      if (!absl::ascii_isxdigit(c)) {
+        return absl::InvalidArgumentError(absl::StrCat(field, " must be hex"));
+      }
+    }
+  }
+  if (report.issued && !report.failure.empty()) {
+    return absl::InvalidArgumentError(
+        "failure is only for outcomes that are not issued");
+  }
+  const absl::Time now = Now();
+  std::string id = report.challenge_id;
+  if (id.empty()) {
+    absl::StatusOr<std::string> found =
+        store_->FindByTransaction(report.transaction_id, now);
+    if (absl::IsNotFound(found.status())) {
+      return absl::NotFoundError(
+          "no challenge was validated with that transaction_id");
+    }
+    SCEPCA_RETURN_IF_ERROR(found.status());
+    id = *std::move(found);
+  } else if (!IsChallengeIdFormat(id) && !IsSignedChallengeId(id)) {
+    return absl::InvalidArgumentError(
+        "challenge_id must be 32 lower-case hex characters, or 's' and 32 "
+        "for a signed challenge");
+  }
+  OutcomeEvent event;
+  event.at = now;
+  event.issued = report.issued;
+  event.transaction_id = report.transaction_id;
+  event.certificate_serial = absl::AsciiStrToLower(report.certificate_serial);
+  event.certificate_sha256 = absl::AsciiStrToLower(report.certificate_sha256);
+  // Failure texts come from CAs: keep them, but printable and bounded.
+  event.failure = report.failure.substr(0, kMaxFailureLength);
+  for (char& c : event.failure) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  }
+  absl::Status appended = store_->AppendOutcome(id, event, now);
+  if (absl::IsNotFound(appended)) {
+    return absl::NotFoundError("no such challenge");
+  }
+  SCEPCA_RETURN_IF_ERROR(appended);
+  return id;
+}
+
 absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
     absl::string_view challenge, bool dry_run, const ParsedCsr* csr,
     const UseInfo& use, absl::Time now) {
@@ -555,6 +634,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
         refused->message += "; the challenge is now used up";
         return *std::move(refused);
       }
+      IndexTransaction(use, consumed.record, now);
       Verdict v;
       v.valid = true;
       v.reason = Reason::kValid;
@@ -666,6 +746,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
           identity->message += "; the token is now used up";
         return *std::move(identity);
       }
+      IndexTransaction(use, consumed.record, now);
       Verdict v;
       v.valid = true;
       v.reason = Reason::kValid;

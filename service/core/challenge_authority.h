@@ -104,6 +104,16 @@ struct RevokeRequest {
   std::string reason;
 };
 
+// A SCEP server's report of what became of an enrollment.
+struct OutcomeReport {
+  std::string challenge_id;    // Exactly one of challenge_id and
+  std::string transaction_id;  // transaction_id (the one it validated with).
+  bool issued = false;         // A certificate was issued (else it failed).
+  std::string certificate_serial;  // Lower-case hex, when issued.
+  std::string certificate_sha256;  // Lower-case hex of the DER, when issued.
+  std::string failure;             // Failure text, when not issued.
+};
+
 // Thread-safe; the store and clock must outlive it.
 class ChallengeAuthority {
  public:
@@ -127,6 +137,11 @@ class ChallengeAuthority {
   // Revokes; returns how many pending challenges were revoked. Returns
   // kNotFound for an unknown challenge or challenge id.
   absl::StatusOr<int64_t> Revoke(const RevokeRequest& request);
+
+  // Records the outcome of an enrollment against its challenge. Returns the
+  // challenge id; kNotFound if no challenge matches (never validated with
+  // that transaction id, or forgotten); kInvalidArgument for a bad report.
+  absl::StatusOr<std::string> NotifyOutcome(const OutcomeReport& report);
 
   // Returns the record of `challenge_id` with its state as of now.
   absl::StatusOr<ChallengeRecord> Get(absl::string_view challenge_id);
@@ -173,6 +188,10 @@ class ChallengeAuthority {
   // transaction and key, else already used.
   Verdict UsedVerdict(const ChallengeRecord& record, const ParsedCsr* csr,
                       const UseInfo& use, absl::Time now) const;
+  // Remembers the transaction id of a successful Validate for
+  // NotifyOutcome (best effort: a failure is logged, not returned).
+  void IndexTransaction(const UseInfo& use, const ChallengeRecord& record,
+                        absl::Time now);
   // The store record that stands for a signed token once used or revoked.
   ChallengeRecord TokenRecord(const SignedToken& token) const;
   // Returns the newest revocation marker of the device and the user.

@@ -38,6 +38,20 @@ struct IdentityBinding {
                          const IdentityBinding&) = default;
 };
 
+// A SCEP server's report of what became of an enrollment (NotifyOutcome).
+struct OutcomeEvent {
+  absl::Time at = absl::InfinitePast();
+  bool issued = false;  // A certificate was issued (else failed).
+  std::string transaction_id;
+  std::string certificate_serial;  // Lower-case hex, when issued.
+  std::string certificate_sha256;  // Lower-case hex, when issued.
+  std::string failure;             // When not issued.
+  friend bool operator==(const OutcomeEvent&, const OutcomeEvent&) = default;
+};
+
+// Most outcome reports kept per challenge (the oldest are dropped).
+inline constexpr size_t kMaxOutcomes = 16;
+
 // One challenge as stored. Copyable value type.
 struct ChallengeRecord {
   std::string id;  // 32 lower-case hex chars; see ChallengeIdOf().
@@ -61,6 +75,8 @@ struct ChallengeRecord {
   std::string used_public_key_sha256;
   absl::Time revoked_at = absl::InfinitePast();
   std::string revoke_reason;
+  // Outcome reports, oldest first, at most kMaxOutcomes.
+  std::vector<OutcomeEvent> outcomes;
 
   // Returns the state as seen at `now` (kExpired for a pending record past its
   // expiry).

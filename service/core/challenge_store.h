@@ -109,6 +109,25 @@ class ChallengeStore {
   PutIdempotencyIfAbsent(absl::string_view key, const IdempotencyEntry& entry,
                          absl::Time now) = 0;
 
+  // Remembers that `transaction_id` was used with the record `id`, until
+  // `forget_at` (a later call for the same transaction id replaces it).
+  virtual absl::Status IndexTransaction(absl::string_view transaction_id,
+                                        absl::string_view id,
+                                        absl::Time forget_at,
+                                        absl::Time now) = 0;
+
+  // Returns the id IndexTransaction() recorded for `transaction_id`, or
+  // kNotFound.
+  virtual absl::StatusOr<std::string> FindByTransaction(
+      absl::string_view transaction_id, absl::Time now) = 0;
+
+  // Appends `event` to the record's outcomes (dropping the oldest beyond
+  // kMaxOutcomes), in whatever state the record is. Returns kNotFound if
+  // there is no record.
+  virtual absl::Status AppendOutcome(absl::string_view id,
+                                     const OutcomeEvent& event,
+                                     absl::Time now) = 0;
+
   // Deletes the record `id` if it exists (used to undo an Insert that lost an
   // idempotency race). Index entries without a record are skipped by List.
   virtual absl::Status Delete(absl::string_view id) = 0;

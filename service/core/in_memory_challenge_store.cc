@@ -52,6 +52,13 @@ void InMemoryChallengeStore::Sweep(absl::Time now) {
         }
         break;
       }
+      case EntryType::kTransaction: {
+        auto it = transactions_.find(key);
+        if (it != transactions_.end() && it->second.forget_at <= now) {
+          transactions_.erase(it);
+        }
+        break;
+      }
       case EntryType::kIdempotency: {
         auto it = idempotency_.find(key);
         if (it != idempotency_.end() && it->second.expires_at <= now) {
@@ -262,6 +269,40 @@ InMemoryChallengeStore::PutIdempotencyIfAbsent(absl::string_view key,
   idempotency_[key] = entry;
   ScheduleForget(entry.expires_at, EntryType::kIdempotency, std::string(key));
   return absl::optional<IdempotencyEntry>();
+}
+
+absl::Status InMemoryChallengeStore::IndexTransaction(
+    absl::string_view transaction_id, absl::string_view id,
+    absl::Time forget_at, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Sweep(now);
+  const std::string key(transaction_id);
+  transactions_[key] = {std::string(id), forget_at};
+  ScheduleForget(forget_at, EntryType::kTransaction, key);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> InMemoryChallengeStore::FindByTransaction(
+    absl::string_view transaction_id, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = transactions_.find(transaction_id);
+  if (it == transactions_.end() || it->second.forget_at <= now) {
+    return absl::NotFoundError("no challenge with that transaction id");
+  }
+  return it->second.id;
+}
+
+absl::Status InMemoryChallengeStore::AppendOutcome(absl::string_view id,
+                                                   const OutcomeEvent& event,
+                                                   absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  ChallengeRecord* record = FindLive(id, now);
+  if (record == nullptr) return absl::NotFoundError("no such challenge");
+  record->outcomes.push_back(event);
+  if (record->outcomes.size() > kMaxOutcomes) {
+    record->outcomes.erase(record->outcomes.begin());
+  }
+  return absl::OkStatus();
 }
 
 absl::Status InMemoryChallengeStore::Delete(absl::string_view id) {

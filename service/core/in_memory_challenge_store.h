@@ -55,6 +55,13 @@ class InMemoryChallengeStore final : public ChallengeStore {
   absl::StatusOr<absl::optional<IdempotencyEntry>> PutIdempotencyIfAbsent(
       absl::string_view key, const IdempotencyEntry& entry,
       absl::Time now) override;
+  absl::Status IndexTransaction(absl::string_view transaction_id,
+                                absl::string_view id, absl::Time forget_at,
+                                absl::Time now) override;
+  absl::StatusOr<std::string> FindByTransaction(
+      absl::string_view transaction_id, absl::Time now) override;
+  absl::Status AppendOutcome(absl::string_view id, const OutcomeEvent& event,
+                             absl::Time now) override;
   absl::Status Delete(absl::string_view id) override;
   absl::Status Ping() override { return absl::OkStatus(); }
 
@@ -68,7 +75,11 @@ class InMemoryChallengeStore final : public ChallengeStore {
     absl::Time revoked_before;
     absl::Time forget_at;
   };
-  enum class EntryType { kRecord, kIndex, kMarker, kIdempotency };
+  enum class EntryType { kRecord, kIndex, kMarker, kIdempotency, kTransaction };
+  struct TransactionEntry {
+    std::string id;
+    absl::Time forget_at;
+  };
 
   static std::string SubjectKey(SubjectType type, absl::string_view subject);
   // Returns the live record or null.
@@ -87,6 +98,8 @@ class InMemoryChallengeStore final : public ChallengeStore {
   absl::flat_hash_map<std::string, Index> indexes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, Marker> markers_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, IdempotencyEntry> idempotency_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, TransactionEntry> transactions_
       ABSL_GUARDED_BY(mu_);
   // When to look at an entry again; the entry decides then if it is gone.
   std::multimap<absl::Time, std::pair<EntryType, std::string>> sweep_queue_

@@ -46,6 +46,17 @@ grpc::Status ChallengeService::GetChallenge(
   return grpc::Status::OK;
 }
 
+grpc::Status ChallengeService::NotifyOutcome(
+    grpc::ServerContext* /*context*/, const v1::NotifyOutcomeRequest* request,
+    v1::NotifyOutcomeResponse* response) {
+  absl::StatusOr<OutcomeReport> report = FromProto(*request);
+  if (!report.ok()) return ToGrpcStatus(report.status());
+  absl::StatusOr<std::string> id = authority_->NotifyOutcome(*report);
+  if (!id.ok()) return ToGrpcStatus(id.status());
+  response->set_challenge_id(*id);
+  return grpc::Status::OK;
+}
+
 grpc::Status ChallengeService::ListChallenges(
     grpc::ServerContext* /*context*/, const v1::ListChallengesRequest* request,
     v1::ListChallengesResponse* response) {

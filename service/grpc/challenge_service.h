@@ -32,6 +32,10 @@ class ChallengeService final
       grpc::ServerContext* context,
       const ::scep::challenge::v1::GetChallengeRequest* request,
       ::scep::challenge::v1::ChallengeInfo* response) override;
+  grpc::Status NotifyOutcome(
+      grpc::ServerContext* context,
+      const ::scep::challenge::v1::NotifyOutcomeRequest* request,
+      ::scep::challenge::v1::NotifyOutcomeResponse* response) override;
   grpc::Status ListChallenges(
       grpc::ServerContext* context,
       const ::scep::challenge::v1::ListChallengesRequest* request,

@@ -129,6 +129,27 @@ absl::StatusOr<RevokeRequest> FromProto(const v1::RevokeRequest& in) {
   return out;
 }
 
+absl::StatusOr<OutcomeReport> FromProto(const v1::NotifyOutcomeRequest& in) {
+  OutcomeReport out;
+  out.challenge_id = in.challenge_id();
+  out.transaction_id = in.transaction_id();
+  switch (in.outcome()) {
+    case v1::OUTCOME_ISSUED:
+      out.issued = true;
+      break;
+    case v1::OUTCOME_FAILED:
+      out.issued = false;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          "outcome must be OUTCOME_ISSUED or OUTCOME_FAILED");
+  }
+  out.certificate_serial = in.certificate_serial();
+  out.certificate_sha256 = in.certificate_sha256();
+  out.failure = in.failure();
+  return out;
+}
+
 void ToProto(const IssueResult& in, v1::IssueChallengeResponse* out) {
   out->set_challenge(in.challenge);
   out->set_challenge_id(in.challenge_id);
@@ -186,6 +207,32 @@ void ToProto(const ChallengeRecord& in, v1::ChallengeInfo* out) {
   }
   out->mutable_labels()->insert(in.labels.begin(), in.labels.end());
   ToProto(in.binding, out->mutable_binding());
+  // The history: what the record says, in time order.
+  auto add = [out](v1::ChallengeEvent::Type type, absl::Time at) {
+    v1::ChallengeEvent* e = out->add_history();
+    e->set_type(type);
+    ToProto(at, e->mutable_at());
+    return e;
+  };
+  add(v1::ChallengeEvent::TYPE_ISSUED, in.created_at);
+  if (in.used_at != absl::InfinitePast()) {
+    add(v1::ChallengeEvent::TYPE_VALIDATED, in.used_at)
+        ->set_transaction_id(in.used_transaction_id);
+  }
+  if (in.state == ChallengeState::kRevoked) {
+    add(v1::ChallengeEvent::TYPE_REVOKED, in.revoked_at)
+        ->set_detail(in.revoke_reason);
+  }
+  for (const OutcomeEvent& o : in.outcomes) {
+    v1::ChallengeEvent* e =
+        add(o.issued ? v1::ChallengeEvent::TYPE_CERTIFICATE_ISSUED
+                     : v1::ChallengeEvent::TYPE_ISSUANCE_FAILED,
+            o.at);
+    e->set_transaction_id(o.transaction_id);
+    e->set_certificate_serial(o.certificate_serial);
+    e->set_certificate_sha256(o.certificate_sha256);
+    e->set_detail(o.failure);
+  }
 }
 
 }  // namespace scepca

@@ -16,6 +16,7 @@ namespace v1 = ::scep::challenge::v1;
 absl::StatusOr<IssueRequest> FromProto(const v1::IssueChallengeRequest& in);
 ValidateRequest FromProto(const v1::ValidateRequest& in);
 absl::StatusOr<RevokeRequest> FromProto(const v1::RevokeRequest& in);
+absl::StatusOr<OutcomeReport> FromProto(const v1::NotifyOutcomeRequest& in);
 
 void ToProto(const IssueResult& in, v1::IssueChallengeResponse* out);
 void ToProto(const Verdict& in, v1::ValidateResponse* out);

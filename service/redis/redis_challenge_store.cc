@@ -164,6 +164,19 @@ replace(4, num(ARGV[3]))
 return 1
 )lua";
 
+// ARGV: now, max outcomes, encoded event. Appends the event as field
+// "o<n>" (n from the counter "on"), dropping "o<n - max>". Returns 0 if
+// there is no live record, else 1.
+constexpr absl::string_view kAppendOutcomeLua = R"lua(
+local f = redis.call('HGET', KEYS[1], 'forget_at')
+if not f or num(f) <= now then return 0 end
+local n = redis.call('HINCRBY', KEYS[1], 'on', 1)
+redis.call('HSET', KEYS[1], 'o' .. n, ARGV[3])
+local old = n - tonumber(ARGV[2])
+if old > 0 then redis.call('HDEL', KEYS[1], 'o' .. old) end
+return 1
+)lua";
+
 // ARGV: now, reason[, subject field, subject]. Returns -1 if unknown, -2 if
 // the record belongs to another subject, 0 if not pending, 1 if revoked.
 constexpr absl::string_view kRevokeLua = R"lua(
@@ -246,6 +259,11 @@ const LuaScript& ConsumeTokenScript() {
 const LuaScript& RevokeTokenScript() {
   static const LuaScript* const script =
       new LuaScript(MakeScript(absl::StrCat(kLuaReplace, kRevokeTokenLua)));
+  return *script;
+}
+const LuaScript& AppendOutcomeScript() {
+  static const LuaScript* const script =
+      new LuaScript(MakeScript(kAppendOutcomeLua));
   return *script;
 }
 const LuaScript& RevokeScript() {
@@ -538,6 +556,28 @@ absl::StatusOr<ChallengeRecord> DecodeRecord(const RedisReply& reply) {
     }
     *out = *t;
   }
+  std::map<int64_t, OutcomeEvent> outcomes;
+  for (const auto& [name, value] : fields) {
+    int64_t n = 0;
+    if (name.size() < 2 || name[0] != 'o' ||
+        !absl::SimpleAtoi(absl::string_view(name).substr(1), &n)) {
+      continue;
+    }
+    std::vector<std::string> items;
+    absl::optional<absl::Time> at;
+    if (!DecodeItems(value, &items) || items.size() != 6 ||
+        !(at = DecodeTime(items[0])).has_value()) {
+      return Malformed("outcome");
+    }
+    OutcomeEvent& e = outcomes[n];
+    e.at = *at;
+    e.issued = items[1] == "1";
+    e.transaction_id = items[2];
+    e.certificate_serial = items[3];
+    e.certificate_sha256 = items[4];
+    e.failure = items[5];
+  }
+  for (auto& [n, e] : outcomes) r.outcomes.push_back(std::move(e));
   const std::string* state = get("state");
   if (state == nullptr) return Malformed("state");
   if (*state == "pending") {
@@ -732,6 +772,63 @@ std::string RedisChallengeStore::IndexKey(SubjectType type,
 std::string RedisChallengeStore::MarkerKey(SubjectType type,
                                            absl::string_view subject) const {
   return absl::StrCat(IndexKey(type, subject), ":rb");
+}
+
+std::string RedisChallengeStore::TransactionKey(
+    absl::string_view transaction_id) const {
+  return absl::StrCat(prefix_, "t:{", ShortHash(transaction_id), "}");
+}
+
+absl::Status RedisChallengeStore::IndexTransaction(
+    absl::string_view transaction_id, absl::string_view id,
+    absl::Time forget_at, absl::Time now) {
+  if (!IsStoreId(id)) return absl::InvalidArgumentError("bad challenge id");
+  const int64_t ms =
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(
+                               forget_at - now, absl::Milliseconds(1))));
+  const std::string ms_text = absl::StrCat(ms);
+  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
+  SCEPCA_ASSIGN_OR_RETURN(
+      RedisReply reply,
+      CheckReply(*lease, lease->Command({"SET", TransactionKey(transaction_id),
+                                         id, "PX", ms_text})));
+  if (!reply.is_status("OK")) return UnexpectedReply("SET");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> RedisChallengeStore::FindByTransaction(
+    absl::string_view transaction_id, absl::Time /*now*/) {
+  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
+  SCEPCA_ASSIGN_OR_RETURN(
+      RedisReply reply,
+      CheckReply(*lease,
+                 lease->Command({"GET", TransactionKey(transaction_id)})));
+  if (reply.is_nil()) {
+    return absl::NotFoundError("no challenge with that transaction id");
+  }
+  if (!reply.is_string() || !IsStoreId(reply.str)) {
+    return UnexpectedReply("GET");
+  }
+  return reply.str;
+}
+
+absl::Status RedisChallengeStore::AppendOutcome(absl::string_view id,
+                                                const OutcomeEvent& event,
+                                                absl::Time now) {
+  if (!IsStoreId(id)) return absl::NotFoundError("no such challenge");
+  const std::string encoded = EncodeList(
+      {EncodeTime(event.at), event.issued ? "1" : "0", event.transaction_id,
+       event.certificate_serial, event.certificate_sha256, event.failure});
+  const std::string now_text = EncodeTime(now);
+  const std::string max_text = absl::StrCat(kMaxOutcomes);
+  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
+  SCEPCA_ASSIGN_OR_RETURN(
+      RedisReply reply,
+      RunScript(&lease.connection(), AppendOutcomeScript(), RecordKey(id),
+                {now_text, max_text, encoded}));
+  if (!reply.is_integer()) return UnexpectedReply("the outcome script");
+  if (reply.integer == 0) return absl::NotFoundError("no such challenge");
+  return absl::OkStatus();
 }
 
 std::string RedisChallengeStore::IdempotencyKey(absl::string_view key) const {

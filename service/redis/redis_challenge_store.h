@@ -12,6 +12,10 @@
 //   P d:{<h(device)>}:rb HASH  "revoked before" marker {rb, fa} of the device
 //   P u:{<h(user)>}:rb  HASH   the same per user; TTL = fa - now
 //   P i:{<h(key)>}      HASH   idempotency entry; TTL = expires_at - now
+//   P t:{<h(tx)>}       STRING the id validated with SCEP transaction id tx
+//                              (for NotifyOutcome); TTL = the record's
+//   Outcome reports are record fields "o<n>" (n counted in "on"), the last
+//   kMaxOutcomes kept.
 //
 // Keys hold only the prefix and hashes: the id is already a one-way hash of
 // the challenge, and device/user ids and idempotency keys are hashed, so a
@@ -145,6 +149,13 @@ class RedisChallengeStore final : public ChallengeStore {
   absl::StatusOr<absl::optional<IdempotencyEntry>> PutIdempotencyIfAbsent(
       absl::string_view key, const IdempotencyEntry& entry,
       absl::Time now) override;
+  absl::Status IndexTransaction(absl::string_view transaction_id,
+                                absl::string_view id, absl::Time forget_at,
+                                absl::Time now) override;
+  absl::StatusOr<std::string> FindByTransaction(
+      absl::string_view transaction_id, absl::Time now) override;
+  absl::Status AppendOutcome(absl::string_view id, const OutcomeEvent& event,
+                             absl::Time now) override;
   absl::Status Delete(absl::string_view id) override;
   // Sends PING on a pooled connection; answers within the connect and
   // command timeouts even when Redis is down or stopped.
@@ -166,6 +177,7 @@ class RedisChallengeStore final : public ChallengeStore {
   std::string IndexKey(SubjectType type, absl::string_view subject) const;
   std::string MarkerKey(SubjectType type, absl::string_view subject) const;
   std::string IdempotencyKey(absl::string_view key) const;
+  std::string TransactionKey(absl::string_view transaction_id) const;
 
   std::unique_ptr<RedisConnectionPool> pool_;
   const std::string prefix_;

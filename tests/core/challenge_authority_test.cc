@@ -10,6 +10,7 @@
 #include "service/core/in_memory_challenge_store.h"
 #include "service/core/one_time_challenge.h"
 #include "tests/testing/fake_clock.h"
+#include "tests/testing/forwarding_challenge_store.h"
 #include "tests/testing/status_matchers.h"
 
 namespace scepca {
@@ -336,10 +337,11 @@ TEST_F(ChallengeAuthorityTest, RevokeRequestErrors) {
 
 // A store that lets a device revocation land between an Issue's index write
 // and its check, as a concurrent Revoke on another instance could.
-class RevokeDuringInsertStore final : public ChallengeStore {
+class RevokeDuringInsertStore final
+    : public scepca::testing::ForwardingChallengeStore {
  public:
-  explicit RevokeDuringInsertStore(ChallengeStore* inner) : inner_(inner) {}
-  std::string Describe() const override { return "test"; }
+  explicit RevokeDuringInsertStore(ChallengeStore* inner)
+      : ForwardingChallengeStore(inner), inner_(inner) {}
   absl::Status Insert(const ChallengeRecord& record, absl::Time now) override {
     // The revocation reads the index before this record is in it.
     absl::StatusOr<int64_t> n =
@@ -348,59 +350,9 @@ class RevokeDuringInsertStore final : public ChallengeStore {
     if (!n.ok()) return n.status();
     return inner_->Insert(record, now);
   }
-  absl::StatusOr<ChallengeRecord> Get(absl::string_view id,
-                                      absl::Time now) override {
-    return inner_->Get(id, now);
-  }
-  absl::StatusOr<ConsumeResult> Consume(absl::string_view id,
-                                        const UseInfo& use,
-                                        absl::Time now) override {
-    return inner_->Consume(id, use, now);
-  }
-  absl::StatusOr<ConsumeResult> ConsumeToken(const ChallengeRecord& token,
-                                             bool multi_use, const UseInfo& use,
-                                             absl::Time now) override {
-    return inner_->ConsumeToken(token, multi_use, use, now);
-  }
-  absl::StatusOr<bool> RevokeToken(const ChallengeRecord& token,
-                                   absl::string_view reason,
-                                   absl::Time now) override {
-    return inner_->RevokeToken(token, reason, now);
-  }
-  absl::StatusOr<bool> Revoke(absl::string_view id, absl::string_view reason,
-                              absl::Time now) override {
-    return inner_->Revoke(id, reason, now);
-  }
-  absl::StatusOr<int64_t> RevokeSubject(SubjectType type,
-                                        absl::string_view subject,
-                                        absl::string_view reason,
-                                        absl::Time now,
-                                        absl::Time forget) override {
-    return inner_->RevokeSubject(type, subject, reason, now, forget);
-  }
-  absl::StatusOr<absl::Time> RevokedBefore(SubjectType type,
-                                           absl::string_view subject,
-                                           absl::Time now) override {
-    return inner_->RevokedBefore(type, subject, now);
-  }
-  absl::StatusOr<ChallengePage> List(SubjectType type,
-                                     absl::string_view subject, int size,
-                                     absl::string_view token,
-                                     absl::Time now) override {
-    return inner_->List(type, subject, size, token, now);
-  }
-  absl::StatusOr<absl::optional<IdempotencyEntry>> PutIdempotencyIfAbsent(
-      absl::string_view key, const IdempotencyEntry& entry,
-      absl::Time now) override {
-    return inner_->PutIdempotencyIfAbsent(key, entry, now);
-  }
-  absl::Status Delete(absl::string_view id) override {
-    return inner_->Delete(id);
-  }
-  absl::Status Ping() override { return inner_->Ping(); }
 
  private:
-  ChallengeStore* inner_;
+  ChallengeStore* const inner_;
 };
 
 TEST_F(ChallengeAuthorityTest, IssueRacingADeviceRevocationIsRevoked) {
@@ -461,6 +413,63 @@ TEST_F(ChallengeAuthorityTest, ListNeedsExactlyOneSubject) {
   absl::StatusOr<ChallengePage> by_user = authority_->List("", "user", 0, "");
   ASSERT_THAT(by_user, IsOk());
   EXPECT_THAT(by_user->records, SizeIs(1));
+}
+
+TEST_F(ChallengeAuthorityTest, NotifyOutcomeByTransactionOrIdBuildsHistory) {
+  IssueResult issued = MustIssue("dev-n");
+  ValidateRequest validate;
+  validate.challenge = issued.challenge;
+  validate.transaction_id = "tx-notify";
+  ASSERT_TRUE(authority_->Validate(validate)->valid);
+
+  OutcomeReport failed;
+  failed.transaction_id = "tx-notify";
+  failed.failure = "CA unavailable\nretry";
+  EXPECT_THAT(authority_->NotifyOutcome(failed),
+              IsOkAndHolds(issued.challenge_id));
+  OutcomeReport ok;
+  ok.challenge_id = issued.challenge_id;
+  ok.issued = true;
+  ok.certificate_serial = "0A1B";
+  ok.certificate_sha256 = std::string(64, 'F');
+  EXPECT_THAT(authority_->NotifyOutcome(ok), IsOkAndHolds(issued.challenge_id));
+
+  absl::StatusOr<ChallengeRecord> got = authority_->Get(issued.challenge_id);
+  ASSERT_THAT(got, IsOk());
+  ASSERT_EQ(got->outcomes.size(), 2u);
+  EXPECT_FALSE(got->outcomes[0].issued);
+  EXPECT_EQ(got->outcomes[0].failure, "CA unavailable retry");
+  EXPECT_EQ(got->outcomes[0].transaction_id, "tx-notify");
+  EXPECT_TRUE(got->outcomes[1].issued);
+  EXPECT_EQ(got->outcomes[1].certificate_serial, "0a1b");
+  EXPECT_EQ(got->outcomes[1].certificate_sha256, std::string(64, 'f'));
+}
+
+TEST_F(ChallengeAuthorityTest, NotifyOutcomeRefusals) {
+  OutcomeReport none;
+  EXPECT_THAT(
+      authority_->NotifyOutcome(none),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("exactly one")));
+  OutcomeReport unknown_tx;
+  unknown_tx.transaction_id = "never-validated";
+  EXPECT_THAT(authority_->NotifyOutcome(unknown_tx),
+              StatusIs(absl::StatusCode::kNotFound));
+  OutcomeReport unknown_id;
+  unknown_id.challenge_id = std::string(32, 'a');
+  EXPECT_THAT(authority_->NotifyOutcome(unknown_id),
+              StatusIs(absl::StatusCode::kNotFound));
+  OutcomeReport bad_serial;
+  bad_serial.challenge_id = std::string(32, 'a');
+  bad_serial.issued = true;
+  bad_serial.certificate_serial = "xyz";
+  EXPECT_THAT(authority_->NotifyOutcome(bad_serial),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("certificate_serial")));
+  OutcomeReport both;
+  both.challenge_id = std::string(32, 'a');
+  both.transaction_id = "tx";
+  EXPECT_THAT(authority_->NotifyOutcome(both),
+              StatusIs(absl::StatusCode::kInvalidArgument));
 }
 
 TEST(AuthorityOptionsTest, RefusesInconsistentOptions) {

@@ -450,6 +450,54 @@ TEST_P(ChallengeStoreContractTest, RevokeTokenBeforeAndAfterUse) {
       IsOkAndHolds(Field(&ChallengeRecord::state, ChallengeState::kUsed)));
 }
 
+TEST_P(ChallengeStoreContractTest,
+       TransactionIndexFindsTheRecordUntilForgotten) {
+  EXPECT_THAT(store_->FindByTransaction("tx-none", Now()),
+              StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(store_->IndexTransaction("tx-9", IdFor(60),
+                                       Now() + absl::Milliseconds(200), Now()),
+              IsOk());
+  EXPECT_THAT(store_->FindByTransaction("tx-9", Now()),
+              IsOkAndHolds(IdFor(60)));
+  ASSERT_THAT(store_->IndexTransaction("tx-9", IdFor(61),
+                                       Now() + absl::Milliseconds(200), Now()),
+              IsOk());
+  EXPECT_THAT(store_->FindByTransaction("tx-9", Now()),
+              IsOkAndHolds(IdFor(61)));
+  Advance(absl::Milliseconds(400));
+  EXPECT_THAT(store_->FindByTransaction("tx-9", Now()),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST_P(ChallengeStoreContractTest, AppendOutcomeKeepsTheNewestEvents) {
+  EXPECT_THAT(store_->AppendOutcome(IdFor(62), OutcomeEvent(), Now()),
+              StatusIs(absl::StatusCode::kNotFound));
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(62), "dev-o", "", absl::Hours(1)), Now()),
+      IsOk());
+  ASSERT_THAT(store_->Consume(IdFor(62), Use("tx-o"), Now()), IsOk());
+  for (int i = 0; i < static_cast<int>(kMaxOutcomes) + 2; ++i) {
+    OutcomeEvent e;
+    e.at = Now();
+    e.issued = i % 2 == 0;
+    e.transaction_id = "tx-o";
+    e.certificate_serial = absl::StrFormat("%02x", i);
+    e.certificate_sha256 = std::string(64, 'a');
+    e.failure = i % 2 == 0 ? "" : "CA said no: \"quota\"\n";
+    ASSERT_THAT(store_->AppendOutcome(IdFor(62), e, Now()), IsOk());
+  }
+  absl::StatusOr<ChallengeRecord> got = store_->Get(IdFor(62), Now());
+  ASSERT_THAT(got, IsOk());
+  ASSERT_EQ(got->outcomes.size(), kMaxOutcomes);
+  EXPECT_EQ(got->outcomes.front().certificate_serial, "02");
+  EXPECT_EQ(got->outcomes.back().certificate_serial,
+            absl::StrFormat("%02x", kMaxOutcomes + 1));
+  EXPECT_EQ(got->outcomes.back().failure, "CA said no: \"quota\"\n");
+  EXPECT_FALSE(got->outcomes.back().issued);
+  EXPECT_EQ(got->state, ChallengeState::kUsed);
+  EXPECT_EQ(got->used_transaction_id, "tx-o");
+}
+
 TEST_P(ChallengeStoreContractTest, PingSucceeds) {
   EXPECT_THAT(store_->Ping(), IsOk());
 }

@@ -128,6 +128,38 @@ TEST_F(ChallengectlE2eTest, RevokeByDeviceAndUserCountsAndList) {
   EXPECT_THAT(json.out, Not(HasSubstr("CHALLENGE_STATE_PENDING")));
 }
 
+TEST_F(ChallengectlE2eTest, NotifyOutcomeShowsInTheHistory) {
+  CommandResult issued = Ctl({"--json", "issue", "--device", "dev-notify"});
+  ASSERT_EQ(issued.exit_code, 0) << issued.err;
+  const std::string id =
+      issued.out.substr(issued.out.find("\"challengeId\":\"") + 15, 32);
+  const std::string c =
+      issued.out.substr(issued.out.find("\"challenge\":\"") + 13, 26);
+  ASSERT_EQ(Ctl({"validate", "--challenge", c, "--transaction-id", "tx-77"})
+                .exit_code,
+            0);
+  CommandResult failed = Ctl({"notify", "--transaction-id", "tx-77", "--failed",
+                              "--failure", "CA busy"});
+  EXPECT_EQ(failed.exit_code, 0) << failed.err;
+  EXPECT_EQ(failed.out, absl::StrCat("recorded for challenge ", id, "\n"));
+  CommandResult ok =
+      Ctl({"notify", "--challenge-id", id, "--issued", "--serial", "01AF",
+           "--fingerprint", std::string(64, 'e')});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  CommandResult get = Ctl({"get", id});
+  EXPECT_THAT(get.out, HasSubstr("history:"));
+  EXPECT_THAT(get.out, HasSubstr("issued"));
+  EXPECT_THAT(get.out, HasSubstr("validated  transaction tx-77"));
+  EXPECT_THAT(get.out,
+              HasSubstr("issuance_failed  transaction tx-77  CA busy"));
+  EXPECT_THAT(get.out, HasSubstr("certificate_issued  serial 01af"));
+  CommandResult unknown =
+      Ctl({"notify", "--transaction-id", "tx-never", "--issued"});
+  EXPECT_EQ(unknown.exit_code, 1);
+  EXPECT_THAT(unknown.err, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(Ctl({"notify", "--issued", "--failed"}).exit_code, 2);
+}
+
 TEST_F(ChallengectlE2eTest, ShortTtlExpires) {
   const std::string c = MustIssue({"--ttl", "1s"});
   absl::SleepFor(absl::Milliseconds(1200));
@@ -171,7 +203,8 @@ TEST_F(ChallengectlE2eTest, MalformedRequestsExitTwoAndNameTheField) {
 }
 
 TEST_F(ChallengectlE2eTest, HelpOnEveryCommand) {
-  for (const char* cmd : {"issue", "validate", "revoke", "get", "list"}) {
+  for (const char* cmd : {"issue", "validate", "revoke", "get", "list",
+                          "notify", "keys", "csr"}) {
     CommandResult r = Ctl({cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_THAT(r.out, HasSubstr("Usage: challengectl")) << cmd;
