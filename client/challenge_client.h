@@ -24,7 +24,31 @@ struct ClientOptions {
   std::string target = "127.0.0.1:50051";
   // Deadline of each call.
   absl::Duration deadline = absl::Seconds(5);
+  // TLS when tls_ca_pem is set (PEM of the CAs to trust for the server);
+  // a client certificate and key for mutual TLS.
+  std::string tls_ca_pem;
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  // Overrides the name checked in the server's certificate.
+  std::string tls_server_name;
+  // Sent as "authorization: Bearer <token>" when set.
+  std::string bearer_token;
 };
+
+// The client flags shared by challengectl and challenge-verify, as given.
+struct ClientFlagValues {
+  std::string tls_ca;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_server_name;
+  std::string token_file;
+};
+
+// Reads the files the flags name into `options`. Returns kInvalidArgument
+// naming the flag for an unreadable file, a key or token file accessible to
+// group or others, or a certificate without its key.
+absl::Status ApplyClientFlags(const ClientFlagValues& flags,
+                              ClientOptions* options);
 
 // Thread-safe.
 class ChallengeClient {

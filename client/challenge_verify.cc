@@ -55,6 +55,7 @@ struct Options {
   absl::Duration deadline = absl::Seconds(5);
   std::string log_file;
   int max_csr_bytes = kDefaultMaxCsrBytes;
+  ClientFlagValues client;
 };
 
 // "REASON_ALREADY_USED" -> "already_used".
@@ -287,6 +288,16 @@ int RunChallengeVerify(
                "append the decision's log line to FILE (default: stderr)");
   flags.Int("max-csr-bytes", &options.max_csr_bytes,
             "refuse a larger request on stdin");
+  flags.String("tls-ca", &options.client.tls_ca,
+               "PEM CAs to trust for the authority (enables TLS)");
+  flags.String("tls-cert", &options.client.tls_cert,
+               "PEM client certificate for mutual TLS (with --tls-key)");
+  flags.String("tls-key", &options.client.tls_key,
+               "PEM private key of the client certificate (mode 0600)");
+  flags.String("tls-server-name", &options.client.tls_server_name,
+               "name to expect in the authority's certificate");
+  flags.String("token-file", &options.client.token_file,
+               "file (mode 0600) with a bearer token for the authority");
   absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args);
   std::string usage_error;
   if (!rest.ok()) {
@@ -364,6 +375,10 @@ int RunChallengeVerify(
   ClientOptions client_options;
   client_options.target = options.server;
   client_options.deadline = left;
+  if (absl::Status st = ApplyClientFlags(options.client, &client_options);
+      !st.ok()) {
+    return LogError(options, start, secret, st, kExitRefused, csr->size(), err);
+  }
   absl::StatusOr<std::unique_ptr<ChallengeClient>> client =
       ChallengeClient::Create(client_options);
   if (!client.ok()) {

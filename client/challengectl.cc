@@ -56,6 +56,7 @@ struct Globals {
   std::string server = "127.0.0.1:50051";
   bool json = false;
   absl::Duration deadline = absl::Seconds(5);
+  ClientFlagValues client;
 };
 
 struct Io {
@@ -118,6 +119,9 @@ absl::StatusOr<std::unique_ptr<ChallengeClient>> Connect(const Globals& g) {
   ClientOptions options;
   options.target = g.server;
   options.deadline = g.deadline;
+  if (absl::Status st = ApplyClientFlags(g.client, &options); !st.ok()) {
+    return st;
+  }
   return ChallengeClient::Create(options);
 }
 
@@ -789,6 +793,16 @@ int RunChallengectl(const std::vector<std::string>& args, std::ostream& out,
                "authority address HOST:PORT (or $CHALLENGECTL_SERVER)");
   flags.Bool("json", &g.json, "print responses as JSON (protobuf mapping)");
   flags.Duration("deadline", &g.deadline, "deadline of each call");
+  flags.String("tls-ca", &g.client.tls_ca,
+               "PEM CAs to trust for the server (enables TLS)");
+  flags.String("tls-cert", &g.client.tls_cert,
+               "PEM client certificate for mutual TLS (with --tls-key)");
+  flags.String("tls-key", &g.client.tls_key,
+               "PEM private key of the client certificate (mode 0600)");
+  flags.String("tls-server-name", &g.client.tls_server_name,
+               "name to expect in the server's certificate");
+  flags.String("token-file", &g.client.token_file,
+               "file (mode 0600) with a bearer token for the server");
   absl::StatusOr<std::vector<std::string>> rest =
       flags.Parse(args, /*stop_at_positional=*/true);
   if (!rest.ok()) {

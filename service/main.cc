@@ -8,12 +8,15 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "service/core/audit_log.h"
 #include "service/core/challenge_authority.h"
 #include "service/core/in_memory_challenge_store.h"
 #include "service/core/key_ring.h"
 #include "service/core/log.h"
 #include "service/flags/flag_set.h"
 #include "service/grpc/authority_server.h"
+#include "service/grpc/authorizer.h"
+#include "service/grpc/service_metrics.h"
 #include "service/http/http_server.h"
 #include "service/redis/redis_challenge_store.h"
 
@@ -89,6 +92,20 @@ int Run(int argc, char** argv) {
                  "how often the store's health is checked");
   flags.Duration("shutdown-grace", &shutdown_grace,
                  "how long in-flight calls may run after SIGTERM");
+  std::string authz_file, audit_log;
+  flags.String("tls-cert", &server_options.tls_cert,
+               "PEM certificate chain of the gRPC server (with --tls-key)");
+  flags.String("tls-key", &server_options.tls_key,
+               "PEM private key of the gRPC server (mode 0600)");
+  flags.String("client-ca", &server_options.client_ca,
+               "PEM CA certificates for client certificates (mutual TLS)");
+  flags.Bool("allow-insecure-listen", &server_options.allow_insecure_listen,
+             "allow plaintext gRPC on a non-loopback address");
+  flags.String("authz-file", &authz_file,
+               "JSON roles of callers (client certificates, bearer tokens); "
+               "without it every caller may call every RPC");
+  flags.String("audit-log", &audit_log,
+               "append one JSON line per decision to FILE ('-': stdout)");
   http_options.AddFlags(&flags);
 
   absl::StatusOr<std::vector<std::string>> rest =
@@ -123,6 +140,37 @@ int Run(int argc, char** argv) {
   sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<Authorizer> authorizer;
+  if (!authz_file.empty()) {
+    absl::StatusOr<std::unique_ptr<Authorizer>> loaded =
+        Authorizer::FromFile(authz_file);
+    if (!loaded.ok()) {
+      std::cerr << "challenge-authority: --authz-file: "
+                << loaded.status().message() << "\n";
+      return 2;
+    }
+    authorizer = *std::move(loaded);
+    server_options.hooks.authorizer = authorizer.get();
+  } else if (!IsLoopbackAddress(server_options.listen)) {
+    LogWarning(
+        "no --authz-file: every caller that reaches the port may issue, "
+        "validate and revoke challenges");
+  }
+  std::unique_ptr<AuditLog> audit;
+  if (!audit_log.empty()) {
+    absl::StatusOr<std::unique_ptr<AuditLog>> opened =
+        AuditLog::Open(audit_log);
+    if (!opened.ok()) {
+      std::cerr << "challenge-authority: --audit-log: "
+                << opened.status().message() << "\n";
+      return 2;
+    }
+    audit = *std::move(opened);
+    server_options.hooks.audit = audit.get();
+  }
+  ServiceMetrics metrics;
+  server_options.hooks.metrics = &metrics;
 
   absl::StatusOr<std::unique_ptr<ChallengeStore>> challenge_store =
       OpenStore(store, redis_options);
@@ -166,8 +214,8 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<AuthorityServer>> server =
       AuthorityServer::Start(server_options, authority->get());
   if (!server.ok()) {
-    LogError(std::string(server.status().message()));
-    return 1;
+    std::cerr << "challenge-authority: " << server.status().message() << "\n";
+    return absl::IsInvalidArgument(server.status()) ? 2 : 1;
   }
   const std::string host =
       server_options.listen.substr(0, server_options.listen.rfind(':'));

@@ -1,28 +1,116 @@
 #include "service/grpc/authority_server.h"
 
+#include <fcntl.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "service/core/log.h"
+#include "service/core/status_macros.h"
 
 namespace scepca {
 
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& path,
+                                    absl::string_view flag, bool secret) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": cannot read ", path, ": ", std::strerror(errno)));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || (secret && (st.st_mode & 077) != 0)) {
+    close(fd);
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": ", path,
+                     " must not be accessible to group or others (chmod 600)"));
+  }
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, n);
+  close(fd);
+  if (text.find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, ": ", path, " is not PEM"));
+  }
+  return text;
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(absl::string_view listen) {
+  if (absl::StartsWith(listen, "unix:")) return true;
+  absl::string_view host = listen.substr(0, listen.rfind(':'));
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
 AuthorityServer::AuthorityServer(const ServerOptions& options,
                                  ChallengeAuthority* authority)
-    : options_(options), authority_(authority), service_(authority) {}
+    : options_(options),
+      authority_(authority),
+      service_(authority, options.hooks) {}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>>
+AuthorityServer::Credentials(const ServerOptions& options) {
+  if (options.tls_cert.empty() != options.tls_key.empty()) {
+    return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+  }
+  if (options.tls_cert.empty()) {
+    if (!options.client_ca.empty()) {
+      return absl::InvalidArgumentError("--client-ca needs --tls-cert");
+    }
+    if (!IsLoopbackAddress(options.listen) && !options.allow_insecure_listen) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "refusing to serve plaintext gRPC on ", options.listen,
+          ", which is not a loopback address: give --tls-cert and --tls-key "
+          "(and --client-ca for mutual TLS), or --allow-insecure-listen"));
+    }
+    if (!IsLoopbackAddress(options.listen)) {
+      LogWarning(absl::StrCat("serving PLAINTEXT gRPC on ", options.listen,
+                              " (--allow-insecure-listen): challenges cross "
+                              "the network unencrypted"));
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions ssl(
+      options.client_ca.empty()
+          ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+          : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  SCEPCA_ASSIGN_OR_RETURN(pair.cert_chain,
+                          ReadPem(options.tls_cert, "--tls-cert", false));
+  SCEPCA_ASSIGN_OR_RETURN(pair.private_key,
+                          ReadPem(options.tls_key, "--tls-key", true));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  if (!options.client_ca.empty()) {
+    SCEPCA_ASSIGN_OR_RETURN(ssl.pem_root_certs,
+                            ReadPem(options.client_ca, "--client-ca", false));
+  }
+  return grpc::SslServerCredentials(ssl);
+}
 
 absl::StatusOr<std::unique_ptr<AuthorityServer>> AuthorityServer::Start(
     const ServerOptions& options, ChallengeAuthority* authority) {
+  SCEPCA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds,
+                          Credentials(options));
   std::unique_ptr<AuthorityServer> server(
       new AuthorityServer(options, authority));
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.listen, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(options.listen, creds, &server->port_);
   builder.RegisterService(&server->service_);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   builder.SetMaxSendMessageSize(4 * 1024 * 1024);

@@ -4,6 +4,7 @@
 #ifndef SCEPCA_SERVICE_GRPC_AUTHORITY_SERVER_H_
 #define SCEPCA_SERVICE_GRPC_AUTHORITY_SERVER_H_
 
+#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 
 #include <memory>
@@ -27,7 +28,21 @@ struct ServerOptions {
   int max_threads = 64;
   // How often the store's health is checked for grpc.health.v1.
   absl::Duration health_interval = absl::Seconds(1);
+  // TLS: PEM files of the server's certificate chain and key (both or
+  // neither), and of the CAs that sign client certificates (mutual TLS:
+  // client certificates are then requested and verified when presented).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string client_ca;
+  // Without TLS the server listens only on loopback addresses, unless this
+  // is set.
+  bool allow_insecure_listen = false;
+  ServiceHooks hooks;
 };
+
+// Returns true if `listen` (HOST:PORT, [v6]:PORT or unix:PATH) names only
+// this machine.
+bool IsLoopbackAddress(absl::string_view listen);
 
 // The health service name of the authority (also "" for the whole server).
 inline constexpr char kHealthServiceName[] =
@@ -35,7 +50,9 @@ inline constexpr char kHealthServiceName[] =
 
 class AuthorityServer {
  public:
-  // Starts serving. Returns kUnavailable if the address cannot be bound.
+  // Starts serving. Returns kUnavailable if the address cannot be bound,
+  // kInvalidArgument for bad TLS files or a plaintext non-loopback address
+  // without allow_insecure_listen.
   // `authority` must outlive the server.
   static absl::StatusOr<std::unique_ptr<AuthorityServer>> Start(
       const ServerOptions& options, ChallengeAuthority* authority);
@@ -48,6 +65,8 @@ class AuthorityServer {
 
  private:
   AuthorityServer(const ServerOptions& options, ChallengeAuthority* authority);
+  static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
+      const ServerOptions& options);
   void WatchHealth();
 
   const ServerOptions options_;

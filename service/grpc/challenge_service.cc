@@ -1,74 +1,174 @@
 #include "service/grpc/challenge_service.h"
 
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
 #include "service/grpc/proto_conversion.h"
 #include "service/grpc/status_conversion.h"
 
 namespace scepca {
 
-grpc::Status ChallengeService::IssueChallenge(
-    grpc::ServerContext* /*context*/, const v1::IssueChallengeRequest* request,
-    v1::IssueChallengeResponse* response) {
-  absl::StatusOr<IssueRequest> issue = FromProto(*request);
-  if (!issue.ok()) return ToGrpcStatus(issue.status());
-  absl::StatusOr<IssueResult> result = authority_->Issue(*issue);
-  if (!result.ok()) return ToGrpcStatus(result.status());
-  ToProto(*result, response);
-  return grpc::Status::OK;
+namespace {
+
+std::string CodeName(grpc::StatusCode code) {
+  std::string name =
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "UNKNOWN" : name;
 }
 
-grpc::Status ChallengeService::Validate(grpc::ServerContext* /*context*/,
+}  // namespace
+
+// One RPC: authorizes it, and on Finish() records its audit entry and
+// metrics.
+class ChallengeService::Call {
+ public:
+  Call(const ChallengeService& service, grpc::ServerContext* context,
+       Method method)
+      : service_(service), start_(absl::Now()) {
+    entry_.time = start_;
+    entry_.method = std::string(MethodName(method));
+    entry_.peer = context->peer();
+    if (service.hooks_.authorizer != nullptr) {
+      authorized_ = service.hooks_.authorizer->Authorize(*context, method,
+                                                         &entry_.caller);
+    }
+  }
+
+  const grpc::Status& authorized() const { return authorized_; }
+  AuditEntry& entry() { return entry_; }
+
+  // Records the call and returns `status`.
+  grpc::Status Finish(const grpc::Status& status) {
+    entry_.latency = absl::Now() - start_;
+    const std::string code = CodeName(status.error_code());
+    if (!status.ok()) {
+      entry_.outcome = code;
+      if (entry_.reason.empty()) entry_.reason = status.error_message();
+    } else if (entry_.outcome.empty()) {
+      entry_.outcome = "ok";
+    }
+    if (service_.hooks_.audit != nullptr) service_.hooks_.audit->Record(entry_);
+    if (ServiceMetrics* m = service_.hooks_.metrics) {
+      m->RecordCall(entry_.method, code, entry_.latency);
+      if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
+          status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        m->RecordStoreError(entry_.method);
+      }
+    }
+    return status;
+  }
+
+ private:
+  const ChallengeService& service_;
+  const absl::Time start_;
+  AuditEntry entry_;
+  grpc::Status authorized_ = grpc::Status::OK;
+};
+
+grpc::Status ChallengeService::IssueChallenge(
+    grpc::ServerContext* context, const v1::IssueChallengeRequest* request,
+    v1::IssueChallengeResponse* response) {
+  Call call(*this, context, Method::kIssueChallenge);
+  call.entry().device_id = request->device_id();
+  call.entry().user_id = request->user_id();
+  if (!call.authorized().ok()) return call.Finish(call.authorized());
+  absl::StatusOr<IssueRequest> issue = FromProto(*request);
+  if (!issue.ok()) return call.Finish(ToGrpcStatus(issue.status()));
+  absl::StatusOr<IssueResult> result = authority_->Issue(*issue);
+  if (!result.ok()) return call.Finish(ToGrpcStatus(result.status()));
+  ToProto(*result, response);
+  call.entry().challenge_id = result->challenge_id;
+  return call.Finish(grpc::Status::OK);
+}
+
+grpc::Status ChallengeService::Validate(grpc::ServerContext* context,
                                         const v1::ValidateRequest* request,
                                         v1::ValidateResponse* response) {
+  Call call(*this, context, Method::kValidate);
+  call.entry().transaction_id = request->transaction_id();
+  if (!call.authorized().ok()) return call.Finish(call.authorized());
   absl::StatusOr<Verdict> verdict = authority_->Validate(FromProto(*request));
-  if (!verdict.ok()) return ToGrpcStatus(verdict.status());
+  if (!verdict.ok()) return call.Finish(ToGrpcStatus(verdict.status()));
   ToProto(*verdict, response);
-  return grpc::Status::OK;
+  AuditEntry& e = call.entry();
+  e.outcome =
+      verdict->valid ? (verdict->repeat ? "valid_repeat" : "valid") : "denied";
+  e.reason = std::string(ReasonName(verdict->reason));
+  if (verdict->record.has_value()) {
+    e.challenge_id = verdict->record->id;
+    e.device_id = verdict->record->device_id;
+    e.user_id = verdict->record->user_id;
+  }
+  if (hooks_.metrics != nullptr) hooks_.metrics->RecordValidation(e.reason);
+  return call.Finish(grpc::Status::OK);
 }
 
-grpc::Status ChallengeService::Revoke(grpc::ServerContext* /*context*/,
+grpc::Status ChallengeService::Revoke(grpc::ServerContext* context,
                                       const v1::RevokeRequest* request,
                                       v1::RevokeResponse* response) {
+  Call call(*this, context, Method::kRevoke);
+  call.entry().challenge_id = request->challenge_id();
+  call.entry().device_id = request->device_id();
+  call.entry().user_id = request->user_id();
+  if (!call.authorized().ok()) return call.Finish(call.authorized());
   absl::StatusOr<RevokeRequest> revoke = FromProto(*request);
-  if (!revoke.ok()) return ToGrpcStatus(revoke.status());
+  if (!revoke.ok()) return call.Finish(ToGrpcStatus(revoke.status()));
   absl::StatusOr<int64_t> count = authority_->Revoke(*revoke);
-  if (!count.ok()) return ToGrpcStatus(count.status());
+  if (!count.ok()) return call.Finish(ToGrpcStatus(count.status()));
   response->set_revoked_count(*count);
-  return grpc::Status::OK;
+  call.entry().count = *count;
+  call.entry().reason = request->reason();
+  return call.Finish(grpc::Status::OK);
 }
 
 grpc::Status ChallengeService::GetChallenge(
-    grpc::ServerContext* /*context*/, const v1::GetChallengeRequest* request,
+    grpc::ServerContext* context, const v1::GetChallengeRequest* request,
     v1::ChallengeInfo* response) {
+  Call call(*this, context, Method::kGetChallenge);
+  call.entry().challenge_id = request->challenge_id();
+  if (!call.authorized().ok()) return call.Finish(call.authorized());
   absl::StatusOr<ChallengeRecord> record =
       authority_->Get(request->challenge_id());
-  if (!record.ok()) return ToGrpcStatus(record.status());
+  if (!record.ok()) return call.Finish(ToGrpcStatus(record.status()));
   ToProto(*record, response);
-  return grpc::Status::OK;
+  return call.Finish(grpc::Status::OK);
 }
 
 grpc::Status ChallengeService::NotifyOutcome(
-    grpc::ServerContext* /*context*/, const v1::NotifyOutcomeRequest* request,
+    grpc::ServerContext* context, const v1::NotifyOutcomeRequest* request,
     v1::NotifyOutcomeResponse* response) {
+  Call call(*this, context, Method::kNotifyOutcome);
+  call.entry().challenge_id = request->challenge_id();
+  call.entry().transaction_id = request->transaction_id();
+  if (!call.authorized().ok()) return call.Finish(call.authorized());
   absl::StatusOr<OutcomeReport> report = FromProto(*request);
-  if (!report.ok()) return ToGrpcStatus(report.status());
+  if (!report.ok()) return call.Finish(ToGrpcStatus(report.status()));
   absl::StatusOr<std::string> id = authority_->NotifyOutcome(*report);
-  if (!id.ok()) return ToGrpcStatus(id.status());
+  if (!id.ok()) return call.Finish(ToGrpcStatus(id.status()));
   response->set_challenge_id(*id);
-  return grpc::Status::OK;
+  call.entry().challenge_id = *id;
+  call.entry().outcome = report->issued ? "issued" : "failed";
+  return call.Finish(grpc::Status::OK);
 }
 
 grpc::Status ChallengeService::ListChallenges(
-    grpc::ServerContext* /*context*/, const v1::ListChallengesRequest* request,
+    grpc::ServerContext* context, const v1::ListChallengesRequest* request,
     v1::ListChallengesResponse* response) {
+  Call call(*this, context, Method::kListChallenges);
+  call.entry().device_id = request->device_id();
+  call.entry().user_id = request->user_id();
+  if (!call.authorized().ok()) return call.Finish(call.authorized());
   absl::StatusOr<ChallengePage> page =
       authority_->List(request->device_id(), request->user_id(),
                        request->page_size(), request->page_token());
-  if (!page.ok()) return ToGrpcStatus(page.status());
+  if (!page.ok()) return call.Finish(ToGrpcStatus(page.status()));
   for (const ChallengeRecord& record : page->records) {
     ToProto(record, response->add_challenges());
   }
   response->set_next_page_token(page->next_page_token);
-  return grpc::Status::OK;
+  call.entry().count = static_cast<int64_t>(page->records.size());
+  return call.Finish(grpc::Status::OK);
 }
 
 }  // namespace scepca

@@ -1,20 +1,32 @@
 // File: challenge_service.h
-// The scep.challenge.v1.ChallengeAuthority gRPC service: translates requests
-// to the core ChallengeAuthority and its results back, nothing more.
+// The scep.challenge.v1.ChallengeAuthority gRPC service: checks the caller's
+// role, translates requests to the core ChallengeAuthority and its results
+// back, and records each decision in the audit log and the metrics.
 #ifndef SCEPCA_SERVICE_GRPC_CHALLENGE_SERVICE_H_
 #define SCEPCA_SERVICE_GRPC_CHALLENGE_SERVICE_H_
 
 #include "scep/challenge/v1/challenge_authority.grpc.pb.h"
+#include "service/core/audit_log.h"
 #include "service/core/challenge_authority.h"
+#include "service/grpc/authorizer.h"
+#include "service/grpc/service_metrics.h"
 
 namespace scepca {
 
-// Thread-safe; `authority` must outlive it.
+// What the service needs besides the authority; every pointer may be null.
+struct ServiceHooks {
+  const Authorizer* authorizer = nullptr;  // Null: every caller may call all.
+  AuditLog* audit = nullptr;
+  ServiceMetrics* metrics = nullptr;
+};
+
+// Thread-safe; `authority` and the hooks must outlive it.
 class ChallengeService final
     : public ::scep::challenge::v1::ChallengeAuthority::Service {
  public:
-  explicit ChallengeService(ChallengeAuthority* authority)
-      : authority_(authority) {}
+  explicit ChallengeService(ChallengeAuthority* authority,
+                            ServiceHooks hooks = {})
+      : authority_(authority), hooks_(hooks) {}
 
   // ChallengeAuthority::Service:
   grpc::Status IssueChallenge(
@@ -42,7 +54,10 @@ class ChallengeService final
       ::scep::challenge::v1::ListChallengesResponse* response) override;
 
  private:
+  class Call;
+
   ChallengeAuthority* const authority_;
+  const ServiceHooks hooks_;
 };
 
 }  // namespace scepca

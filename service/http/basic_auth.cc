@@ -1,5 +1,7 @@
 #include "service/http/basic_auth.h"
 
+#include <openssl/crypto.h>
+
 #include <memory>
 
 #include "absl/strings/ascii.h"
@@ -66,13 +68,33 @@ AuthResult AuthenticateRequest(const httplib::Request& request,
     result.outcome = AuthOutcome::kMalformed;
     return result;
   }
-  result.claimed_name = credentials->name;
   std::shared_ptr<HttpUsers> snapshot = users.Get();
   result.account =
       snapshot->Authenticate(credentials->name, credentials->password);
+  OPENSSL_cleanse(credentials->password.data(), credentials->password.size());
   result.outcome = result.account.has_value() ? AuthOutcome::kAccepted
                                               : AuthOutcome::kRejected;
+  for (const HttpAccount& account : snapshot->accounts()) {
+    if (account.name == credentials->name) result.known_name = account.name;
+  }
   return result;
+}
+
+std::string DescribeAuthFailure(const AuthResult& result) {
+  switch (result.outcome) {
+    case AuthOutcome::kMissing:
+      return "no credentials";
+    case AuthOutcome::kMalformed:
+      return "an Authorization header of another kind";
+    case AuthOutcome::kRejected:
+      return result.known_name.empty()
+                 ? std::string("an unknown account")
+                 : absl::StrCat("a wrong password for account '",
+                                result.known_name, "'");
+    case AuthOutcome::kAccepted:
+      break;
+  }
+  return "accepted credentials";
 }
 
 void RespondUnauthorized(httplib::Response& response) {

@@ -45,12 +45,19 @@ enum class AuthOutcome {
 struct AuthResult {
   AuthOutcome outcome = AuthOutcome::kMissing;
   absl::optional<HttpAccount> account;  // Set when kAccepted.
-  std::string claimed_name;             // For logs (pass through LogSafe).
+  // The account name given, if it is an account of the users file (an
+  // unknown name is not kept: it might be a password typed in the wrong
+  // field). For logs.
+  std::string known_name;
 };
 
 // Checks `request`'s Authorization header against `users`.
 AuthResult AuthenticateRequest(const httplib::Request& request,
                                HttpUsersHolder& users, bool allow_bearer);
+
+// Describes a failed AuthResult for logs ("a wrong password for account
+// 'fleet'"), never quoting an unknown name.
+std::string DescribeAuthFailure(const AuthResult& result);
 
 // Answers 401 with WWW-Authenticate: kWwwAuthenticateBasic and a short
 // text/plain body.

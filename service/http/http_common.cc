@@ -41,8 +41,7 @@ absl::Status ParseJsonBody(absl::string_view json,
       options);
   if (!status.ok()) {
     // The parser's message may quote the body, which may hold a secret.
-    return absl::InvalidArgumentError(
-        "body is not JSON of the expected shape");
+    return absl::InvalidArgumentError("body is not JSON of the expected shape");
   }
   return absl::OkStatus();
 }

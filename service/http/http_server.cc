@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <httplib.h>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <utility>
@@ -30,8 +31,9 @@ absl::StatusOr<HostPort> ParseListen(const std::string& listen) {
   if (colon == std::string::npos || colon == 0 ||
       !absl::SimpleAtoi(listen.substr(colon + 1), &out.port) || out.port < 0 ||
       out.port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--http-listen: '", listen, "' is not HOST:PORT (e.g. 127.0.0.1:8080)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http-listen: '", listen,
+                     "' is not HOST:PORT (e.g. 127.0.0.1:8080)"));
   }
   out.host = listen.substr(0, colon);
   if (out.host.size() >= 2 && out.host.front() == '[' &&
@@ -135,8 +137,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
       absl::StatusOr<std::string> t =
           NdesThumbprintOfCertFile(options.ndes_ca_cert_file);
       if (!t.ok()) {
-        return absl::Status(t.status().code(),
-                            absl::StrCat("--ndes-ca-cert: ", t.status().message()));
+        return absl::Status(
+            t.status().code(),
+            absl::StrCat("--ndes-ca-cert: ", t.status().message()));
       }
       thumbprint = *std::move(t);
     }
@@ -168,13 +171,21 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   }
   httplib::Server& server = *http->server_;
   const size_t threads = static_cast<size_t>(options.threads);
-  server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  server.new_task_queue = [threads] {
+    return new httplib::ThreadPool(threads);
+  };
   server.set_payload_max_length(options.max_body_bytes);
   server.set_read_timeout(ToChrono(options.read_timeout));
   server.set_write_timeout(ToChrono(options.write_timeout));
   server.set_keep_alive_timeout(5);
   server.set_keep_alive_max_count(100);
   server.set_tcp_nodelay(true);
+  // httplib's default also sets SO_REUSEPORT, which would let a second
+  // instance share the port silently; keep only SO_REUSEADDR.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
 
   std::vector<std::string> endpoints;
   if (http->stepca_ != nullptr) {
@@ -215,13 +226,12 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
         server.bind_to_port(address.host, address.port) ? address.port : -1;
   }
   if (http->port_ <= 0) {
-    return absl::UnavailableError(absl::StrCat(
-        "--http-listen ", options.listen, ": cannot bind (in use?)"));
+    return absl::UnavailableError(absl::StrCat("--http-listen ", options.listen,
+                                               ": cannot bind (in use?)"));
   }
   const bool v6 = address.host.find(':') != std::string::npos;
-  http->base_url_ =
-      absl::StrCat(tls ? "https://" : "http://", v6 ? "[" : "", address.host,
-                   v6 ? "]" : "", ":", http->port_);
+  http->base_url_ = absl::StrCat(tls ? "https://" : "http://", v6 ? "[" : "",
+                                 address.host, v6 ? "]" : "", ":", http->port_);
   httplib::Server* raw = http->server_.get();
   http->thread_ = std::thread([raw] { raw->listen_after_bind(); });
   // stop() only works once the loop runs; wait for it.
@@ -233,7 +243,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     return absl::UnavailableError("the HTTP listener did not start");
   }
   LogInfo(absl::StrCat(
-      "HTTP webhooks at ", http->base_url_, ": ", absl::StrJoin(endpoints, ", "),
+      "HTTP webhooks at ", http->base_url_, ": ",
+      absl::StrJoin(endpoints, ", "),
       http->users_ != nullptr
           ? absl::StrCat("; ", http->users_->Get()->accounts().size(),
                          " accounts from ", options.users_file)

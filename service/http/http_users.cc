@@ -231,10 +231,9 @@ absl::StatusOr<std::string> HashPassword(absl::string_view password,
   }
   SCEPCA_ASSIGN_OR_RETURN(std::string salt, SecureRandomBytes(kSaltBytes));
   SCEPCA_ASSIGN_OR_RETURN(std::string key, Scrypt(password, salt, params));
-  std::string out =
-      absl::StrCat(kScheme, "$ln=", params.log_n, ",r=", params.r,
-                   ",p=", params.p, "$", Base64Encode(salt), "$",
-                   Base64Encode(key));
+  std::string out = absl::StrCat(kScheme, "$ln=", params.log_n, ",r=", params.r,
+                                 ",p=", params.p, "$", Base64Encode(salt), "$",
+                                 Base64Encode(key));
   OPENSSL_cleanse(key.data(), key.size());
   return out;
 }
@@ -266,12 +265,13 @@ absl::Status CheckAccount(const HttpAccount& account, int min_scrypt_log_n) {
   }
   for (char c : account.name) {
     if (!IsNameChar(c)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "account name '", account.name,
-          "' may only contain A-Z a-z 0-9 . _ @ -"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("account name '", account.name,
+                       "' may only contain A-Z a-z 0-9 . _ @ -"));
     }
   }
-  absl::StatusOr<ScryptParams> params = CheckPasswordHash(account.password_hash);
+  absl::StatusOr<ScryptParams> params =
+      CheckPasswordHash(account.password_hash);
   if (!params.ok()) return params.status();
   if (params->log_n < min_scrypt_log_n) {
     return absl::InvalidArgumentError(
@@ -308,13 +308,13 @@ absl::StatusOr<std::vector<HttpAccount>> ParseUsersFile(
     if (IsSkippedLine(line)) continue;
     absl::StatusOr<HttpAccount> account = ParseAccountLine(line, options);
     if (!account.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "line ", line_number, ": ", account.status().message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", line_number, ": ", account.status().message()));
     }
     if (!names.insert(account->name).second) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "line ", line_number, ": account '", account->name,
-          "' appears twice"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("line ", line_number, ": account '", account->name,
+                       "' appears twice"));
     }
     accounts.push_back(*std::move(account));
   }
@@ -486,10 +486,10 @@ HttpUsers::HttpUsers(std::vector<HttpAccount> accounts, const Clock* clock,
         CheckPasswordHash(accounts_.front().password_hash);
     if (first.ok()) params = *first;
   }
-  dummy_hash_ = absl::StrCat(
-      kScheme, "$ln=", params.log_n, ",r=", params.r, ",p=", params.p, "$",
-      Base64Encode(std::string(kSaltBytes, '\0')), "$",
-      Base64Encode(std::string(kKeyBytes, '\0')));
+  dummy_hash_ = absl::StrCat(kScheme, "$ln=", params.log_n, ",r=", params.r,
+                             ",p=", params.p, "$",
+                             Base64Encode(std::string(kSaltBytes, '\0')), "$",
+                             Base64Encode(std::string(kKeyBytes, '\0')));
 }
 
 int64_t HttpUsers::hash_evaluations() const {
@@ -502,8 +502,7 @@ bool HttpUsers::VerifyLimited(absl::string_view password,
   {
     mu_.LockWhen(absl::Condition(
         +[](HttpUsers* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->mu_) {
-          return self->hashes_in_flight_ <
-                 self->options_.max_concurrent_hashes;
+          return self->hashes_in_flight_ < self->options_.max_concurrent_hashes;
         },
         this));
     ++hashes_in_flight_;
@@ -516,8 +515,8 @@ bool HttpUsers::VerifyLimited(absl::string_view password,
   return ok;
 }
 
-absl::optional<HttpAccount> HttpUsers::Authenticate(absl::string_view name,
-                                                    absl::string_view password) {
+absl::optional<HttpAccount> HttpUsers::Authenticate(
+    absl::string_view name, absl::string_view password) {
   const HttpAccount* account = nullptr;
   for (const HttpAccount& a : accounts_) {
     if (a.name == name) account = &a;
@@ -539,9 +538,8 @@ absl::optional<HttpAccount> HttpUsers::Authenticate(absl::string_view name,
   if (!ok || account == nullptr) return absl::nullopt;
   absl::MutexLock lock(&mu_);
   if (cache_.size() >= options_.max_cache_entries) {
-    absl::erase_if(cache_, [now](const auto& entry) {
-      return entry.second <= now;
-    });
+    absl::erase_if(cache_,
+                   [now](const auto& entry) { return entry.second <= now; });
     if (cache_.size() >= options_.max_cache_entries) cache_.clear();
   }
   if (options_.cache_ttl > absl::ZeroDuration()) {
@@ -562,7 +560,8 @@ absl::StatusOr<std::unique_ptr<HttpUsersHolder>> HttpUsersHolder::Load(
 absl::Status HttpUsersHolder::Reload() {
   SCEPCA_ASSIGN_OR_RETURN(std::vector<HttpAccount> accounts,
                           LoadUsersFile(path_, file_options_));
-  auto next = std::make_shared<HttpUsers>(std::move(accounts), clock_, options_);
+  auto next =
+      std::make_shared<HttpUsers>(std::move(accounts), clock_, options_);
   absl::MutexLock lock(&mu_);
   users_ = std::move(next);
   return absl::OkStatus();

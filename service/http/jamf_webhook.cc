@@ -34,13 +34,8 @@ void JamfWebhook::Handle(const httplib::Request& request,
     return;
   }
   if (auth.outcome != AuthOutcome::kAccepted) {
-    LogWarning(absl::StrCat(
-        "Jamf webhook: refused ",
-        auth.outcome == AuthOutcome::kMalformed
-            ? "an Authorization that is not Basic"
-            : absl::StrCat("bad credentials for '", LogSafe(auth.claimed_name),
-                           "'"),
-        " from ", LogSafe(request.remote_addr)));
+    LogWarning(absl::StrCat("Jamf webhook: refused ", DescribeAuthFailure(auth),
+                            " from ", LogSafe(request.remote_addr)));
     RespondUnauthorized(response);
     return;
   }
@@ -60,10 +55,9 @@ void JamfWebhook::Handle(const httplib::Request& request,
   }
   if (!body.webhook().webhook_event().empty() &&
       body.webhook().webhook_event() != "SCEPChallenge") {
-    LogWarning(absl::StrCat("Jamf webhook: refused for '", account.name,
-                            "': webhookEvent '",
-                            LogSafe(body.webhook().webhook_event()),
-                            "' is not SCEPChallenge"));
+    LogWarning(absl::StrCat(
+        "Jamf webhook: refused for '", account.name, "': webhookEvent '",
+        LogSafe(body.webhook().webhook_event()), "' is not SCEPChallenge"));
     RespondText(response, 400, "webhookEvent must be SCEPChallenge");
     return;
   }

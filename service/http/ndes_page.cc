@@ -43,8 +43,8 @@ constexpr absl::string_view kPageTail =
 constexpr char kHtmlUtf16[] = "text/html; charset=utf-16";
 
 int64_t TtlMinutes(absl::Duration ttl) {
-  const int64_t minutes = absl::ToInt64Minutes(ttl + absl::Minutes(1) -
-                                               absl::Nanoseconds(1));
+  const int64_t minutes =
+      absl::ToInt64Minutes(ttl + absl::Minutes(1) - absl::Nanoseconds(1));
   return minutes < 1 ? 1 : minutes;
 }
 
@@ -180,8 +180,8 @@ absl::StatusOr<std::string> NdesThumbprint(absl::string_view der_or_pem) {
   if (X509_digest(cert.get(), EVP_sha1(), digest, &digest_len) != 1) {
     return absl::InternalError("X509_digest failed");
   }
-  const std::string hex = absl::AsciiStrToUpper(HexEncode(absl::string_view(
-      reinterpret_cast<const char*>(digest), digest_len)));
+  const std::string hex = absl::AsciiStrToUpper(HexEncode(
+      absl::string_view(reinterpret_cast<const char*>(digest), digest_len)));
   std::vector<std::string> groups;
   for (size_t i = 0; i < hex.size(); i += 8) groups.push_back(hex.substr(i, 8));
   return absl::StrJoin(groups, " ");
@@ -237,13 +237,8 @@ void NdesPage::Handle(const httplib::Request& request,
     return;
   }
   if (auth.outcome != AuthOutcome::kAccepted) {
-    LogWarning(absl::StrCat(
-        "NDES page: refused ",
-        auth.outcome == AuthOutcome::kMalformed
-            ? "an Authorization that is not Basic"
-            : absl::StrCat("bad credentials for '", LogSafe(auth.claimed_name),
-                           "'"),
-        " from ", LogSafe(request.remote_addr)));
+    LogWarning(absl::StrCat("NDES page: refused ", DescribeAuthFailure(auth),
+                            " from ", LogSafe(request.remote_addr)));
     RespondUnauthorized(response);
     return;
   }
@@ -273,9 +268,8 @@ void NdesPage::Handle(const httplib::Request& request,
     }
     if (*outstanding >= account.quota) {
       LogWarning(absl::StrCat("NDES page: account '", account.name, "' has ",
-                              *outstanding,
-                              " challenges outstanding (quota ", account.quota,
-                              "): password cache is full page"));
+                              *outstanding, " challenges outstanding (quota ",
+                              account.quota, "): password cache is full page"));
       RespondPage(response, NdesCacheFullPage(account.quota));
       return;
     }
@@ -297,9 +291,9 @@ void NdesPage::Handle(const httplib::Request& request,
       account.ttl.value_or(authority_->options().default_ttl);
   RespondPage(response, NdesPasswordPage(issued->challenge, ca_thumbprint_,
                                          TtlMinutes(ttl)));
-  LogInfo(absl::StrCat("NDES page: issued challenge id ",
-                       issued->challenge_id, " to account '", account.name,
-                       "' (device ", issue.device_id, "), expires ",
+  LogInfo(absl::StrCat("NDES page: issued challenge id ", issued->challenge_id,
+                       " to account '", account.name, "' (device ",
+                       issue.device_id, "), expires ",
                        absl::FormatTime(absl::RFC3339_sec, issued->expires_at,
                                         absl::UTCTimeZone())));
 }

@@ -59,8 +59,9 @@ int StatusForAuthorityError(const absl::Status& status) {
 std::string RequestTag(const httplib::Request& request) {
   std::string tag = absl::StrCat("from ", LogSafe(request.remote_addr));
   if (request.has_header("X-Smallstep-Webhook-ID")) {
-    absl::StrAppend(&tag, ", webhook ",
-                    LogSafe(request.get_header_value("X-Smallstep-Webhook-ID")));
+    absl::StrAppend(
+        &tag, ", webhook ",
+        LogSafe(request.get_header_value("X-Smallstep-Webhook-ID")));
   }
   if (request.has_header("X-Request-Id")) {
     absl::StrAppend(&tag, ", request ",
@@ -80,7 +81,8 @@ absl::StatusOr<SecretBytes> LoadStepCaSecretFile(const std::string& path) {
   if (!key.ok() || key->size() < kMinSecretBytes) {
     if (key.ok()) OPENSSL_cleanse(key->data(), key->size());
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": the step-ca webhook secret must be standard base64 of at least ",
+        path,
+        ": the step-ca webhook secret must be standard base64 of at least ",
         kMinSecretBytes, " bytes (the 'secret' step-ca printed)"));
   }
   return SecretBytes(*std::move(key));
@@ -91,7 +93,8 @@ std::string StepCaSignature(absl::string_view key, absl::string_view body) {
   unsigned int mac_len = 0;
   static const unsigned char kEmpty = 0;
   const unsigned char* key_bytes =
-      key.empty() ? &kEmpty : reinterpret_cast<const unsigned char*>(key.data());
+      key.empty() ? &kEmpty
+                  : reinterpret_cast<const unsigned char*>(key.data());
   if (HMAC(EVP_sha256(), key_bytes, static_cast<int>(key.size()),
            reinterpret_cast<const unsigned char*>(body.data()), body.size(),
            mac, &mac_len) == nullptr) {
@@ -116,7 +119,13 @@ absl::Status CheckStepCaTimestamp(absl::string_view timestamp, absl::Time now,
                                   absl::Duration max_skew) {
   absl::Time t;
   std::string err;
-  if (timestamp.empty() ||
+  // RFC 3339 ends in "Z" or "+hh:mm"/"-hh:mm"; absl alone also takes "+hhmm".
+  const size_t n = timestamp.size();
+  const bool zone_ok =
+      n > 6 && (timestamp[n - 1] == 'Z' || timestamp[n - 1] == 'z' ||
+                ((timestamp[n - 6] == '+' || timestamp[n - 6] == '-') &&
+                 timestamp[n - 3] == ':'));
+  if (!zone_ok ||
       !absl::ParseTime(absl::RFC3339_full, std::string(timestamp), &t, &err)) {
     return absl::InvalidArgumentError(
         absl::StrCat("timestamp '", LogSafe(timestamp), "' is not RFC 3339"));
@@ -137,8 +146,9 @@ absl::StatusOr<CertificateFacts> ReadCertificateFacts(absl::string_view der) {
       d2i_X509(nullptr, &p, static_cast<long>(der.size())), &X509_free);
   if (cert == nullptr ||
       p != reinterpret_cast<const unsigned char*>(der.data()) + der.size()) {
-    return absl::InvalidArgumentError("x509Certificate.raw is not a DER "
-                                      "certificate");
+    return absl::InvalidArgumentError(
+        "x509Certificate.raw is not a DER "
+        "certificate");
   }
   std::unique_ptr<BIGNUM, decltype(&BN_free)> serial(
       ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert.get()), nullptr),
@@ -176,9 +186,9 @@ bool StepCaWebhook::Admit(const httplib::Request& request,
                  "X-Smallstep-Signature is missing");
     return false;
   }
-  if (!VerifyStepCaSignature(key_.view(), request.body,
-                             request.get_header_value(
-                                 "X-Smallstep-Signature"))) {
+  if (!VerifyStepCaSignature(
+          key_.view(), request.body,
+          request.get_header_value("X-Smallstep-Signature"))) {
     LogWarning(absl::StrCat("step-ca ", hook,
                             ": refused: bad X-Smallstep-Signature (",
                             RequestTag(request),
@@ -192,13 +202,9 @@ bool StepCaWebhook::Admit(const httplib::Request& request,
     AuthResult auth =
         AuthenticateRequest(request, *users_, /*allow_bearer=*/true);
     if (auth.outcome != AuthOutcome::kAccepted) {
-      LogWarning(absl::StrCat(
-          "step-ca ", hook, ": refused: ",
-          auth.outcome == AuthOutcome::kMalformed
-              ? "Authorization is neither Basic nor Bearer NAME:PASSWORD"
-              : absl::StrCat("bad credentials for '",
-                             LogSafe(auth.claimed_name), "'"),
-          " (", RequestTag(request), ")"));
+      LogWarning(absl::StrCat("step-ca ", hook,
+                              ": refused: ", DescribeAuthFailure(auth), " (",
+                              RequestTag(request), ")"));
       RespondError(response, 401, "unauthenticated", "bad credentials");
       return false;
     }
@@ -258,12 +264,11 @@ void StepCaWebhook::HandleChallenge(const httplib::Request& request,
   const std::string challenge_id =
       verdict->record.has_value() ? verdict->record->id : "";
   if (!verdict->valid) {
-    LogInfo(absl::StrCat("step-ca SCEPCHALLENGE: deny: ",
-                         ReasonName(verdict->reason),
-                         challenge_id.empty()
-                             ? ""
+    LogInfo(absl::StrCat(
+        "step-ca SCEPCHALLENGE: deny: ", ReasonName(verdict->reason),
+        challenge_id.empty() ? ""
                              : absl::StrCat(", challenge id ", challenge_id),
-                         " (", context, ")"));
+        " (", context, ")"));
     answer.set_allow(false);
     answer.mutable_error()->set_code(std::string(ReasonName(verdict->reason)));
     answer.mutable_error()->set_message(verdict->message);
@@ -283,8 +288,7 @@ void StepCaWebhook::HandleChallenge(const httplib::Request& request,
   LogInfo(absl::StrCat("step-ca SCEPCHALLENGE: allow: challenge id ",
                        data->challenge_id(), ", device ",
                        LogSafe(data->device_id()),
-                       verdict->repeat ? " (repeat)" : "", " (", context,
-                       ")"));
+                       verdict->repeat ? " (repeat)" : "", " (", context, ")"));
   RespondJson(response, 200, answer);
 }
 
@@ -315,15 +319,15 @@ void StepCaWebhook::HandleNotify(const httplib::Request& request,
   } else if (!body.scep_error_description().empty() ||
              body.scep_error_code() != 0) {
     report.issued = false;
-    report.failure = body.scep_error_description().empty()
-                         ? absl::StrCat("scepErrorCode ",
-                                        body.scep_error_code())
-                         : body.scep_error_description();
+    report.failure =
+        body.scep_error_description().empty()
+            ? absl::StrCat("scepErrorCode ", body.scep_error_code())
+            : body.scep_error_description();
   } else {
-    LogWarning(absl::StrCat(
-        "step-ca NOTIFYING: ignored: neither x509Certificate nor "
-        "scepErrorDescription in the body (",
-        context, ")"));
+    LogWarning(
+        absl::StrCat("step-ca NOTIFYING: ignored: neither x509Certificate nor "
+                     "scepErrorDescription in the body (",
+                     context, ")"));
     return;
   }
   if (report.transaction_id.empty()) {
@@ -333,15 +337,14 @@ void StepCaWebhook::HandleNotify(const httplib::Request& request,
   }
   absl::StatusOr<std::string> challenge_id = authority_->NotifyOutcome(report);
   const std::string what =
-      report.issued
-          ? absl::StrCat("issued serial ", report.certificate_serial,
-                         ", sha256 ", report.certificate_sha256)
-          : absl::StrCat("failed: ", LogSafe(report.failure));
+      report.issued ? absl::StrCat("issued serial ", report.certificate_serial,
+                                   ", sha256 ", report.certificate_sha256)
+                    : absl::StrCat("failed: ", LogSafe(report.failure));
   if (!challenge_id.ok()) {
-    (absl::IsNotFound(challenge_id.status()) ? LogInfo : LogWarning)(
-        absl::StrCat("step-ca NOTIFYING: not recorded (",
-                     challenge_id.status().message(), "): ", what, " (",
-                     context, ")"));
+    (absl::IsNotFound(challenge_id.status()) ? LogInfo
+                                             : LogWarning)(absl::StrCat(
+        "step-ca NOTIFYING: not recorded (", challenge_id.status().message(),
+        "): ", what, " (", context, ")"));
     return;
   }
   LogInfo(absl::StrCat("step-ca NOTIFYING: challenge id ", *challenge_id, ": ",

@@ -43,7 +43,8 @@ TEST(BasicAuthTest, RefusesWhatIsNotBasic) {
            std::string("Basic !!!!"),
            "Basic " + Base64Encode("no-colon"),
            "Bearer " + Base64Encode("a:b"),
-           std::string("NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw=="),
+           std::string(
+               "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw=="),
            "Basicx " + Base64Encode("a:b"),
        }) {
     EXPECT_THAT(ParseBasicAuthorization(bad),
@@ -71,6 +72,15 @@ TEST(BasicAuthTest, ChallengeOffersOnlyBasicWithARealm) {
   EXPECT_EQ(response.get_header_value_count("WWW-Authenticate"), 1u);
   EXPECT_EQ(response.get_header_value("WWW-Authenticate"),
             "Basic realm=\"SCEP Challenge Authority\"");
+}
+
+TEST(BasicAuthTest, FailureDescriptionNeverQuotesAnUnknownName) {
+  AuthResult unknown;
+  unknown.outcome = AuthOutcome::kRejected;
+  EXPECT_EQ(DescribeAuthFailure(unknown), "an unknown account");
+  AuthResult known = unknown;
+  known.known_name = "fleet";
+  EXPECT_EQ(DescribeAuthFailure(known), "a wrong password for account 'fleet'");
 }
 
 }  // namespace

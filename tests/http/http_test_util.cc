@@ -34,8 +34,10 @@ namespace {
 std::string Utf16ToAscii(absl::string_view bytes, bool little_endian) {
   std::string out;
   for (size_t i = 0; i + 1 < bytes.size(); i += 2) {
-    const auto lo = static_cast<unsigned char>(bytes[little_endian ? i : i + 1]);
-    const auto hi = static_cast<unsigned char>(bytes[little_endian ? i + 1 : i]);
+    const auto lo =
+        static_cast<unsigned char>(bytes[little_endian ? i : i + 1]);
+    const auto hi =
+        static_cast<unsigned char>(bytes[little_endian ? i + 1 : i]);
     const unsigned unit = lo | (hi << 8);
     out.push_back(unit < 0x80 ? static_cast<char>(unit) : '?');
   }
@@ -202,7 +204,8 @@ absl::StatusOr<RawResponse> RawHttpExchange(int port,
   std::vector<std::string> lines =
       absl::StrSplit(in.substr(0, header_end), "\r\n");
   std::vector<std::string> status_line = absl::StrSplit(lines[0], ' ');
-  if (status_line.size() < 2 || !absl::SimpleAtoi(status_line[1], &out.status)) {
+  if (status_line.size() < 2 ||
+      !absl::SimpleAtoi(status_line[1], &out.status)) {
     return absl::DataLossError(absl::StrCat("bad status line: ", lines[0]));
   }
   for (size_t i = 1; i < lines.size(); ++i) {
@@ -237,8 +240,9 @@ void HttpServerTest::SetUp() {
   const ScryptParams cheap{.log_n = 10, .r = 8, .p = 1};
   std::string users = "# test users\n";
   for (const auto& [name, password, extra] :
-       {std::make_tuple("fleet", kFleetPassword,
-                        " ttl=60m user=alice label=template=wifi label=site=hq"),
+       {std::make_tuple(
+            "fleet", kFleetPassword,
+            " ttl=60m user=alice label=template=wifi label=site=hq"),
         std::make_tuple("viewer", kViewerPassword, " issue=no"),
         std::make_tuple("limited", kLimitedPassword, " quota=2 ttl=15m")}) {
     absl::StatusOr<std::string> hash = HashPassword(password, cheap);
@@ -247,8 +251,8 @@ void HttpServerTest::SetUp() {
   }
   options_.listen = "127.0.0.1:0";
   options_.users_file = WriteTestFile(dir_, "users", users);
-  options_.stepca_secret_file =
-      WriteTestFile(dir_, "stepca-secret", absl::StrCat(kDocSecretBase64, "\n"));
+  options_.stepca_secret_file = WriteTestFile(
+      dir_, "stepca-secret", absl::StrCat(kDocSecretBase64, "\n"));
   options_.users_file_options.min_scrypt_log_n = 10;
   options_.clock = &clock_;
   options_.threads = 4;

@@ -68,7 +68,8 @@ absl::StatusOr<RawResponse> RawHttpExchange(int port,
 
 // Formats `t` as Go's time.Time JSON does (RFC 3339 with trailing-zero-free
 // nanoseconds) in a zone `offset` east of UTC.
-std::string GoTimestamp(absl::Time t, absl::Duration offset = absl::ZeroDuration());
+std::string GoTimestamp(absl::Time t,
+                        absl::Duration offset = absl::ZeroDuration());
 
 // An in-process HTTP server on 127.0.0.1 (a free port) over an in-memory
 // authority and a fake clock, with this users file (hash cost 2^10):

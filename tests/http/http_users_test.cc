@@ -140,10 +140,10 @@ TEST(UsersFileTest, FormatErrorsNameTheLineAndTheRule) {
            {"user fleet not-a-hash", "password hash"},
        }) {
     const std::string text = absl::StrCat("# header\n", c.line, "\n");
-    EXPECT_THAT(ParseUsersFile(text, {.min_scrypt_log_n = 10}),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         ::testing::AllOf(HasSubstr("line 2: "),
-                                          HasSubstr(c.message))))
+    EXPECT_THAT(
+        ParseUsersFile(text, {.min_scrypt_log_n = 10}),
+        StatusIs(absl::StatusCode::kInvalidArgument,
+                 ::testing::AllOf(HasSubstr("line 2: "), HasSubstr(c.message))))
         << c.line;
   }
   EXPECT_THAT(
@@ -189,9 +189,9 @@ TEST(UsersFileTest, LoadRefusesAFileGroupOrOthersCanRead) {
   const std::string text = absl::StrCat("user fleet ", CheapHash("pw"), "\n");
   for (int mode : {0640, 0604, 0660, 0602}) {
     const std::string path = WriteTestFile(dir, "users", text, mode);
-    EXPECT_THAT(LoadUsersFile(path, {.min_scrypt_log_n = 10}),
-                StatusIs(absl::StatusCode::kFailedPrecondition,
-                         HasSubstr("chmod 600")))
+    EXPECT_THAT(
+        LoadUsersFile(path, {.min_scrypt_log_n = 10}),
+        StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("chmod 600")))
         << std::oct << mode;
   }
   const std::string path = WriteTestFile(dir, "users", text, 0600);
@@ -200,7 +200,8 @@ TEST(UsersFileTest, LoadRefusesAFileGroupOrOthersCanRead) {
   EXPECT_THAT(LoadUsersFile(path, {.min_scrypt_log_n = 10}), IsOk());
   EXPECT_THAT(LoadUsersFile(absl::StrCat(dir, "/missing")),
               StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(LoadUsersFile(dir), StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(LoadUsersFile(dir),
+              StatusIs(absl::StatusCode::kFailedPrecondition));
 }
 
 TEST(UsersFileTest, LoadNamesThePathAndLineOfAFormatError) {
@@ -238,8 +239,9 @@ TEST(UsersFileTest, UpsertKeepsOtherLinesAndRefusesDuplicatesUnlessReplace) {
   text = UpsertAccountLine(with_comment, jamf, false, &replaced);
   ASSERT_THAT(text, IsOk());
   EXPECT_THAT(*text, HasSubstr("# keep me\nuser jamf "));
-  EXPECT_THAT(UpsertAccountLine(*text, fleet, false, &replaced),
-              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("--replace")));
+  EXPECT_THAT(
+      UpsertAccountLine(*text, fleet, false, &replaced),
+      StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("--replace")));
   fleet.password_hash = CheapHash("pw2");
   fleet.quota = 4;
   absl::StatusOr<std::string> edited =
@@ -272,9 +274,9 @@ TEST(UsersFileTest, UpsertRefusesAnInvalidAccount) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   bad.name = "ok";
   bad.user_id = "two words";
-  EXPECT_THAT(UpsertAccountLine("", bad, false, &replaced),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("whitespace")));
+  EXPECT_THAT(
+      UpsertAccountLine("", bad, false, &replaced),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("whitespace")));
 }
 
 class HttpUsersTest : public ::testing::Test {
@@ -343,7 +345,8 @@ TEST(HttpUsersHolderTest, ReloadSwapsAccountsAndKeepsThemOnABadFile) {
   EXPECT_FALSE((*holder)->Get()->Authenticate("a", "password-a").has_value());
   EXPECT_TRUE((*holder)->Get()->Authenticate("b", "password-b").has_value());
   WriteTestFile(dir, "users", "user broken\n");
-  EXPECT_THAT((*holder)->Reload(), StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT((*holder)->Reload(),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_TRUE((*holder)->Get()->Authenticate("b", "password-b").has_value());
   chmod(path.c_str(), 0644);
   EXPECT_THAT((*holder)->Reload(),

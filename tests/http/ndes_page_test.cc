@@ -115,12 +115,11 @@ TEST(NdesPageTextTest, ThumbprintIsUpperCaseSha1InGroupsOfEight) {
   unsigned char digest[SHA_DIGEST_LENGTH];
   SHA1(reinterpret_cast<const unsigned char*>(cert.der.data()), cert.der.size(),
        digest);
-  const std::string hex = absl::AsciiStrToUpper(HexEncode(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest))));
-  const std::string expected =
-      absl::StrCat(hex.substr(0, 8), " ", hex.substr(8, 8), " ",
-                   hex.substr(16, 8), " ", hex.substr(24, 8), " ",
-                   hex.substr(32, 8));
+  const std::string hex = absl::AsciiStrToUpper(HexEncode(absl::string_view(
+      reinterpret_cast<const char*>(digest), sizeof(digest))));
+  const std::string expected = absl::StrCat(
+      hex.substr(0, 8), " ", hex.substr(8, 8), " ", hex.substr(16, 8), " ",
+      hex.substr(24, 8), " ", hex.substr(32, 8));
   absl::StatusOr<std::string> from_der = NdesThumbprint(cert.der);
   ASSERT_THAT(from_der, IsOk());
   EXPECT_EQ(*from_der, expected);
@@ -148,9 +147,9 @@ class NdesEndpointTest : public HttpServerTest {
 
   // Fetches the page as Fleet would and returns the challenge Fleet reads
   // (after checking zentral reads the same).
-  std::string FetchChallenge(const std::string& user,
-                             const std::string& password,
-                             const std::string& path = "/certsrv/mscep_admin/") {
+  std::string FetchChallenge(
+      const std::string& user, const std::string& password,
+      const std::string& path = "/certsrv/mscep_admin/") {
     httplib::Result r = Get(path, user, password);
     EXPECT_TRUE(r);
     if (!r) return "";
@@ -198,7 +197,8 @@ TEST_F(NdesEndpointTest, WrongCredentialsGet401) {
   httplib::Client client = Client();
   httplib::Result r = client.Get(
       "/certsrv/mscep_admin/",
-      {{"Authorization", "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw=="}});
+      {{"Authorization",
+        "NTLM TlRMTVNTUAABAAAAB4IIogAAAAAAAAAAAAAAAAAAAAAGAbEdAAAADw=="}});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 401);
 }
@@ -229,9 +229,8 @@ TEST_F(NdesEndpointTest, PageIsUtf16LeWithBomAndItsChallengeValidates) {
   ASSERT_TRUE(verdict.record.has_value());
   EXPECT_EQ(verdict.record->device_id, "ndes:fleet");
   EXPECT_EQ(verdict.record->user_id, "alice");
-  EXPECT_EQ(verdict.record->labels,
-            (std::map<std::string, std::string>{{"site", "hq"},
-                                                {"template", "wifi"}}));
+  EXPECT_EQ(verdict.record->labels, (std::map<std::string, std::string>{
+                                        {"site", "hq"}, {"template", "wifi"}}));
   EXPECT_EQ(verdict.record->expires_at - verdict.record->created_at,
             absl::Minutes(60));
   EXPECT_FALSE(Validate(challenge).valid);

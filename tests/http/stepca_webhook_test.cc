@@ -41,8 +41,8 @@ TEST(StepCaSignatureTest, RefusesAnyOtherSignatureBodyOrKey) {
   EXPECT_FALSE(VerifyStepCaSignature(kDocSecret, kDocBody, sig.substr(1)));
   EXPECT_FALSE(
       VerifyStepCaSignature(kDocSecret, kDocBody, absl::StrCat(sig, "00")));
-  EXPECT_FALSE(VerifyStepCaSignature(kDocSecret, absl::StrCat(kDocBody, "\n"),
-                                     sig));
+  EXPECT_FALSE(
+      VerifyStepCaSignature(kDocSecret, absl::StrCat(kDocBody, "\n"), sig));
   EXPECT_FALSE(VerifyStepCaSignature("secret-key-for-testz", kDocBody, sig));
   std::string flipped = sig;
   flipped[10] = flipped[10] == '0' ? '1' : '0';
@@ -58,10 +58,8 @@ TEST(StepCaSignatureTest, AcceptsUpperCaseHex) {
 TEST(StepCaTimestampTest, AcceptsFreshTimestampsInAnyForm) {
   const absl::Time now = absl::FromUnixSeconds(1'735'787'045);  // 2025-01-02
   for (const char* ts : {
-           "2025-01-02T03:04:05Z",
-           "2025-01-02T03:04:05.123456789Z",
-           "2025-01-02T03:04:05.1Z",
-           "2025-01-02T04:04:05.123456789+01:00",
+           "2025-01-02T03:04:05Z", "2025-01-02T03:04:05.123456789Z",
+           "2025-01-02T03:04:05.1Z", "2025-01-02T04:04:05.123456789+01:00",
            "2025-01-01T22:04:05.5-05:00",
            "2025-01-02T03:08:59Z",  // 4m54s ahead.
            "2025-01-02T02:59:05Z",  // Exactly 5m old.
@@ -72,15 +70,15 @@ TEST(StepCaTimestampTest, AcceptsFreshTimestampsInAnyForm) {
 
 TEST(StepCaTimestampTest, RefusesStaleAndFutureTimestamps) {
   const absl::Time now = absl::FromUnixSeconds(1'735'787'045);
-  EXPECT_THAT(CheckStepCaTimestamp("2025-01-02T02:59:04Z", now,
-                                   absl::Minutes(5)),
-              StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("old")));
+  EXPECT_THAT(
+      CheckStepCaTimestamp("2025-01-02T02:59:04Z", now, absl::Minutes(5)),
+      StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("old")));
   EXPECT_THAT(CheckStepCaTimestamp("2025-01-02T03:10:06.000000001Z", now,
                                    absl::Minutes(5)),
               StatusIs(absl::StatusCode::kOutOfRange, HasSubstr("future")));
-  EXPECT_THAT(CheckStepCaTimestamp("2025-01-02T05:10:05+01:00", now,
-                                   absl::Minutes(5)),
-              StatusIs(absl::StatusCode::kOutOfRange));
+  EXPECT_THAT(
+      CheckStepCaTimestamp("2025-01-02T05:10:05+01:00", now, absl::Minutes(5)),
+      StatusIs(absl::StatusCode::kOutOfRange));
   EXPECT_THAT(
       CheckStepCaTimestamp("2024-01-02T03:04:05Z", now, absl::Minutes(5)),
       StatusIs(absl::StatusCode::kOutOfRange));
@@ -88,9 +86,10 @@ TEST(StepCaTimestampTest, RefusesStaleAndFutureTimestamps) {
 
 TEST(StepCaTimestampTest, RefusesMalformedTimestamps) {
   const absl::Time now = absl::FromUnixSeconds(1'735'787'045);
-  for (const char* ts : {"", "2025-01-02 03:04:05Z", "2025-01-02T03:04:05",
-                         "1735787045", "yesterday", "2025-13-02T03:04:05Z",
-                         "2025-01-02T03:04:05+0100", "2025-01-02T03:04:05ZZ"}) {
+  for (const char* ts :
+       {"", "2025-01-02 03:04:05Z", "2025-01-02T03:04:05", "1735787045",
+        "yesterday", "2025-13-02T03:04:05Z", "2025-01-02T03:04:05+0100",
+        "2025-01-02T03:04:05ZZ", "2025-01-02T03:04:05+01"}) {
     EXPECT_THAT(CheckStepCaTimestamp(ts, now, absl::Minutes(5)),
                 StatusIs(absl::StatusCode::kInvalidArgument))
         << ts;
@@ -103,12 +102,11 @@ TEST(StepCaSecretFileTest, LoadsBase64AndRefusesBadFiles) {
       WriteTestFile(dir, "ok", absl::StrCat(" ", kDocSecretBase64, "\n")));
   ASSERT_THAT(key, IsOk());
   EXPECT_EQ(key->view(), kDocSecret);
-  EXPECT_THAT(LoadStepCaSecretFile(
-                  WriteTestFile(dir, "open", kDocSecretBase64, 0644)),
-              StatusIs(absl::StatusCode::kFailedPrecondition));
   EXPECT_THAT(
-      LoadStepCaSecretFile(WriteTestFile(dir, "notb64", "not base64!")),
-      StatusIs(absl::StatusCode::kInvalidArgument));
+      LoadStepCaSecretFile(WriteTestFile(dir, "open", kDocSecretBase64, 0644)),
+      StatusIs(absl::StatusCode::kFailedPrecondition));
+  EXPECT_THAT(LoadStepCaSecretFile(WriteTestFile(dir, "notb64", "not base64!")),
+              StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(LoadStepCaSecretFile(
                   WriteTestFile(dir, "short", Base64Encode("too short"))),
               StatusIs(absl::StatusCode::kInvalidArgument));
@@ -143,17 +141,16 @@ std::string V025Body(const std::string& timestamp, const std::string& challenge,
       "null,\"extensions\":null,\"keyUsage\":null,\"extKeyUsage\":[],"
       "\"unknownExtKeyUsage\":null,\"basicConstraints\":null,"
       "\"signatureAlgorithm\":\"\",\"publicKey\":\"",
-      Base64Encode(spki_der),
-      "\",\"publicKeyAlgorithm\":\"ECDSA\",\"raw\":\"", Base64Encode(csr_der),
-      "\"},\"scepChallenge\":\"", challenge, "\",\"scepTransactionID\":\"",
-      transaction_id, "\"}");
+      Base64Encode(spki_der), "\",\"publicKeyAlgorithm\":\"ECDSA\",\"raw\":\"",
+      Base64Encode(csr_der), "\"},\"scepChallenge\":\"", challenge,
+      "\",\"scepTransactionID\":\"", transaction_id, "\"}");
 }
 
 std::string V024Body(const std::string& timestamp, const std::string& challenge,
                      const std::string& transaction_id) {
-  return absl::StrCat("{\"timestamp\":\"", timestamp,
-                      "\",\"scepChallenge\":\"", challenge,
-                      "\",\"scepTransactionID\":\"", transaction_id, "\"}");
+  return absl::StrCat("{\"timestamp\":\"", timestamp, "\",\"scepChallenge\":\"",
+                      challenge, "\",\"scepTransactionID\":\"", transaction_id,
+                      "\"}");
 }
 
 class StepCaEndpointTest : public HttpServerTest {
@@ -230,9 +227,9 @@ TEST_F(StepCaEndpointTest, V025BodyWithCsrIsAllowedWithIdentityData) {
                                      SubjectPublicKeyInfoDer(spec.key));
   const RawResponse again = Call("/step-ca/scepchallenge", other);
   EXPECT_EQ(again.status, 200);
-  EXPECT_THAT(again.body, ::testing::StartsWith(
-                              "{\"allow\":false,\"error\":{\"code\":"
-                              "\"already_used\""));
+  EXPECT_THAT(again.body,
+              ::testing::StartsWith("{\"allow\":false,\"error\":{\"code\":"
+                                    "\"already_used\""));
 }
 
 TEST_F(StepCaEndpointTest, V024BodyWithoutCsrIsAllowedOnce) {
@@ -252,22 +249,25 @@ TEST_F(StepCaEndpointTest, CsrWhoseChallengeDiffersIsDenied) {
   spec.challenge = "AAAAAAAAAAAAAAAAAAAAAAAAAA";
   absl::StatusOr<std::string> csr = BuildCsrDer(spec);
   ASSERT_THAT(csr, IsOk());
-  const RawResponse r = Call(
-      "/step-ca/scepchallenge",
-      V025Body(Now(), challenge, "TX", *csr, SubjectPublicKeyInfoDer(spec.key)));
+  const RawResponse r = Call("/step-ca/scepchallenge",
+                             V025Body(Now(), challenge, "TX", *csr,
+                                      SubjectPublicKeyInfoDer(spec.key)));
   EXPECT_EQ(r.status, 200);
-  EXPECT_THAT(r.body, ::testing::StartsWith(
-                          "{\"allow\":false,\"error\":{\"code\":"
-                          "\"challenge_mismatch\""));
+  EXPECT_THAT(r.body,
+              ::testing::StartsWith("{\"allow\":false,\"error\":{\"code\":"
+                                    "\"challenge_mismatch\""));
   EXPECT_TRUE(DryRun(challenge).valid);
 }
 
 TEST_F(StepCaEndpointTest, UnknownOrMalformedChallengeIsDenied) {
-  RawResponse r = Call("/step-ca/scepchallenge",
-                       V024Body(Now(), "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "TX"));
+  absl::StatusOr<std::string> unknown = GenerateOneTimeChallenge();
+  ASSERT_THAT(unknown, IsOk());
+  RawResponse r =
+      Call("/step-ca/scepchallenge", V024Body(Now(), *unknown, "TX"));
   EXPECT_EQ(r.status, 200);
-  EXPECT_THAT(r.body, ::testing::StartsWith(
-                          "{\"allow\":false,\"error\":{\"code\":\"not_found\""));
+  EXPECT_THAT(r.body,
+              ::testing::StartsWith(
+                  "{\"allow\":false,\"error\":{\"code\":\"not_found\""));
   r = Call("/step-ca/scepchallenge", V024Body(Now(), "s3cr3t", "TX"));
   EXPECT_EQ(r.status, 200);
   EXPECT_THAT(r.body, HasSubstr("\"allow\":false"));
@@ -287,8 +287,8 @@ TEST_F(StepCaEndpointTest, MissingOrBadSignatureIs401AndConsumesNothing) {
   EXPECT_EQ(r->status, 401);
   EXPECT_THAT(r->body, HasSubstr("\"allow\":false"));
   r = RawHttpExchange(server_->port(),
-                      GoRequest(server_->port(), "/step-ca/scepchallenge",
-                                body, StepCaSignature("wrong-key-0123456", body)));
+                      GoRequest(server_->port(), "/step-ca/scepchallenge", body,
+                                StepCaSignature("wrong-key-0123456", body)));
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->status, 401);
   // Signed over other bytes (e.g. re-serialized JSON).
@@ -329,27 +329,27 @@ TEST_F(StepCaEndpointTest, BodyThatIsNotStepCaJsonIs400) {
 }
 
 TEST_F(StepCaEndpointTest, AuthorizationIsCheckedWhenPresent) {
-  const std::string basic_ok =
-      absl::StrCat("Authorization: Basic ",
-                   Base64Encode(absl::StrCat("fleet:", kFleetPassword)), "\r\n");
+  const std::string basic_ok = absl::StrCat(
+      "Authorization: Basic ",
+      Base64Encode(absl::StrCat("fleet:", kFleetPassword)), "\r\n");
   const std::string basic_bad = absl::StrCat(
       "Authorization: Basic ", Base64Encode("fleet:wrong-password"), "\r\n");
-  const std::string bearer_ok = absl::StrCat(
-      "Authorization: Bearer fleet:", kFleetPassword, "\r\n");
+  const std::string bearer_ok =
+      absl::StrCat("Authorization: Bearer fleet:", kFleetPassword, "\r\n");
   std::string challenge = IssueDirect("device-6");
-  EXPECT_EQ(Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "T"),
-                 basic_bad)
-                .status,
-            401);
+  EXPECT_EQ(
+      Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "T"), basic_bad)
+          .status,
+      401);
   EXPECT_EQ(Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "T"),
                  "Authorization: Bearer opaque\r\n")
                 .status,
             401);
   EXPECT_TRUE(DryRun(challenge).valid);
-  EXPECT_THAT(Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "T"),
-                   basic_ok)
-                  .body,
-              HasSubstr("\"allow\":true"));
+  EXPECT_THAT(
+      Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "T"), basic_ok)
+          .body,
+      HasSubstr("\"allow\":true"));
   challenge = IssueDirect("device-6");
   EXPECT_THAT(Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "T2"),
                    bearer_ok)
@@ -373,9 +373,9 @@ TEST_F(StepCaEndpointTest, HttplibClientWithoutContentTypeWorksToo) {
 
 TEST_F(StepCaEndpointTest, NotifySuccessRecordsSerialAndFingerprint) {
   const std::string challenge = IssueDirect("device-8");
-  ASSERT_THAT(Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "TX-8"))
-                  .body,
-              HasSubstr("\"allow\":true"));
+  ASSERT_THAT(
+      Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "TX-8")).body,
+      HasSubstr("\"allow\":true"));
   const TestCertificate cert = MakeSelfSignedCertificate("device-8", 0xBEEF01);
   const std::string body = absl::StrCat(
       "{\"timestamp\":\"", Now(),
@@ -400,9 +400,9 @@ TEST_F(StepCaEndpointTest, NotifySuccessRecordsSerialAndFingerprint) {
 
 TEST_F(StepCaEndpointTest, NotifyFailureRecordsTheError) {
   const std::string challenge = IssueDirect("device-9");
-  ASSERT_THAT(Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "TX-9"))
-                  .body,
-              HasSubstr("\"allow\":true"));
+  ASSERT_THAT(
+      Call("/step-ca/scepchallenge", V024Body(Now(), challenge, "TX-9")).body,
+      HasSubstr("\"allow\":true"));
   const std::string body = absl::StrCat(
       "{\"timestamp\":\"", Now(),
       "\",\"x509CertificateRequest\":{\"version\":0,\"raw\":\"MIIB\"},"
@@ -446,12 +446,12 @@ TEST_F(StepCaEndpointTest, UnavailableAuthorityIs503SoStepCaRetries) {
   absl::StatusOr<std::unique_ptr<HttpServer>> server =
       HttpServer::Start(options_, down->get());
   ASSERT_THAT(server, IsOk());
-  const std::string body =
-      V024Body(Now(), "ABCDEFGHIJKLMNOPQRSTUVWXYZ", "TX");
+  absl::StatusOr<std::string> challenge = GenerateOneTimeChallenge();
+  ASSERT_THAT(challenge, IsOk());
+  const std::string body = V024Body(Now(), *challenge, "TX");
   absl::StatusOr<RawResponse> r = RawHttpExchange(
-      (*server)->port(),
-      GoRequest((*server)->port(), "/step-ca/scepchallenge", body,
-                StepCaSignature(kDocSecret, body)));
+      (*server)->port(), GoRequest((*server)->port(), "/step-ca/scepchallenge",
+                                   body, StepCaSignature(kDocSecret, body)));
   ASSERT_THAT(r, IsOk());
   EXPECT_EQ(r->status, 503);
   EXPECT_THAT(r->body, HasSubstr("\"allow\":false"));

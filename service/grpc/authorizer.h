@@ -1,0 +1,84 @@
+// File: authorizer.h
+// Who may call which RPC: identities from verified client certificates (URI
+// SAN, DNS SAN, CN) or bearer tokens (matched by SHA-256), mapped to roles by
+// the --authz-file (proto/scep/challenge/config/v1/authz.proto).
+//
+// Default deny: a caller with no identity gets UNAUTHENTICATED; a known
+// caller without the method's role gets PERMISSION_DENIED.
+#ifndef SCEPCA_SERVICE_GRPC_AUTHORIZER_H_
+#define SCEPCA_SERVICE_GRPC_AUTHORIZER_H_
+
+#include <grpcpp/server_context.h>
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace scepca {
+
+enum class Role { kIssuer, kValidator, kAdmin };
+
+// The role an RPC needs ("admin" may call everything).
+enum class Method {
+  kIssueChallenge,
+  kValidate,
+  kRevoke,
+  kGetChallenge,
+  kListChallenges,
+  kNotifyOutcome,
+};
+
+// Thread-safe (immutable).
+class Authorizer {
+ public:
+  // Parses an authz file's JSON. Returns kInvalidArgument naming the problem
+  // (unknown role, principal without a match or token, a bad token hash,
+  // duplicate names).
+  static absl::StatusOr<std::unique_ptr<Authorizer>> FromJson(
+      absl::string_view json);
+  static absl::StatusOr<std::unique_ptr<Authorizer>> FromFile(
+      const std::string& path);
+
+  // Returns OK with the caller's principal name in `*principal`, or
+  // UNAUTHENTICATED / PERMISSION_DENIED.
+  grpc::Status Authorize(const grpc::ServerContext& context, Method method,
+                         std::string* principal) const;
+
+  // The identity as gRPC presents it, independent of any policy: the
+  // certificate's names and the bearer token's SHA-256 (for logs and tests).
+  struct Identity {
+    std::vector<std::string> uris, dns_names;
+    std::string common_name;
+    std::string token_sha256;
+    bool empty() const {
+      return uris.empty() && dns_names.empty() && common_name.empty() &&
+             token_sha256.empty();
+    }
+  };
+  static Identity IdentityOf(const grpc::ServerContext& context);
+
+ private:
+  struct Principal {
+    std::string name;
+    std::string uri, dns, cn;
+    std::string token_sha256;
+    std::set<Role> roles;
+  };
+  explicit Authorizer(std::vector<Principal> principals)
+      : principals_(std::move(principals)) {}
+  const Principal* Find(const Identity& identity) const;
+
+  const std::vector<Principal> principals_;
+};
+
+// Returns the role needed for `method` by non-admins.
+Role RequiredRole(Method method);
+absl::string_view MethodName(Method method);
+
+}  // namespace scepca
+
+#endif  // SCEPCA_SERVICE_GRPC_AUTHORIZER_H_
