@@ -18,6 +18,9 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "client/challenge_client.h"
+#include "client/doctor.h"
+#include "client/explain.h"
+#include "client/mobileconfig.h"
 #include "service/core/csr.h"
 #include "service/core/hashing.h"
 #include "service/core/key_ring.h"
@@ -45,6 +48,13 @@ constexpr char kMainUsage[] =
     "  http-user manage the accounts of the HTTP endpoints (NDES page, Jamf,\n"
     "            step-ca): add, remove, list\n"
     "  csr       inspect a PKCS#10 request as the authority reads it\n"
+    "  doctor    probe a SCEP endpoint as an Apple device does: TLS\n"
+    "            certificate rules, GetCACaps, GetCACert, and (--challenge)\n"
+    "            the authority's verdict on a challenge\n"
+    "  explain   what a device or server error code means (MCSCEPErrorDomain\n"
+    "            22000-22013, SCEP failInfo, NDES) and what to check\n"
+    "  mobileconfig  issue a bound challenge and write an Apple profile\n"
+    "            with a SCEP payload for it\n"
     "\n"
     "Run 'challengectl COMMAND --help' for a command's flags.\n"
     "Exit codes: 0 success or valid; 1 denied (not valid, or not found);\n"
@@ -759,6 +769,132 @@ int HttpUser(const Globals& /*g*/, const std::vector<std::string>& args,
   return kExitOk;
 }
 
+int Doctor(const Globals& g, const std::vector<std::string>& args, Io io) {
+  DoctorOptions options;
+  std::string challenge;
+  bool json = false;
+  FlagSet flags(
+      "challengectl [--server HOST:PORT] doctor --scep-url URL [--scep-ca "
+      "FILE] [--challenge C] [--ca-fingerprint HEX] [--json]",
+      kDoctorHelp);
+  flags.String("scep-url", &options.scep_url,
+               "the SCEP URL as in the devices' profile (required)");
+  flags.String("scep-ca", &options.scep_ca_file,
+               "PEM trust anchors for an https endpoint (default: the "
+               "system store)");
+  flags.String("challenge", &challenge,
+               "also ask the authority whether this challenge would be "
+               "accepted (dry run)");
+  flags.String("ca-fingerprint", &options.ca_fingerprint,
+               "expected SHA-256 (or SHA-1, MD5) of the CA certificate, hex");
+  flags.Duration("timeout", &options.timeout,
+                 "timeout of each connection and read");
+  flags.Bool("json", &json,
+             "print {checks:[{id,status,message,advice}],verdict}");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "doctor", &rest, 0);
+      rc >= 0) {
+    return rc;
+  }
+  if (options.scep_url.empty()) {
+    return UsageError(io, "doctor", "--scep-url is required");
+  }
+  absl::StatusOr<DoctorReport> report = RunDoctor(options);
+  if (!report.ok()) {
+    return UsageError(io, "doctor", std::string(report.status().message()));
+  }
+  if (flags.WasSet("challenge")) {
+    auto client = Connect(g);
+    report->checks.push_back(
+        client.ok() ? CheckChallengeWithAuthority(**client, challenge)
+                    : ChallengeCheckFromValidate(client.status()));
+  }
+  io.out << (json || g.json ? FormatDoctorJson(*report)
+                            : FormatDoctorText(*report));
+  return DoctorExitCode(*report);
+}
+
+int Explain(const Globals& /*g*/, const std::vector<std::string>& args, Io io) {
+  FlagSet flags("challengectl explain [CODE]", kExplainHelp);
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "explain", &rest, 16);
+      rc >= 0) {
+    return rc;
+  }
+  if (rest.empty()) {
+    io.out << FormatExplainList();
+    return kExitOk;
+  }
+  const std::string code = absl::StrJoin(rest, " ");
+  std::vector<const ExplainEntry*> found = FindExplainEntries(code);
+  if (found.empty()) {
+    io.err << "challengectl explain: unknown code '" << code
+           << "'; run 'challengectl explain' to list the codes it knows\n";
+    return kExitDenied;
+  }
+  for (size_t i = 0; i < found.size(); ++i) {
+    io.out << (i == 0 ? "" : "\n") << FormatExplainEntry(*found[i]);
+  }
+  return kExitOk;
+}
+
+int Mobileconfig(const Globals& g, const std::vector<std::string>& args,
+                 Io io) {
+  MobileconfigOptions o;
+  FlagSet flags(
+      "challengectl [--server HOST:PORT] mobileconfig --scep-url URL "
+      "--device ID [--user ID] [--cn NAME] [--dns NAME]... [--kind "
+      "one-time|signed] [--key-size 2048] [--name TEXT] [--ttl D] --out FILE",
+      kMobileconfigHelp);
+  flags.String("scep-url", &o.scep_url, "the SCEP URL devices use (required)");
+  flags.String("device", &o.device_id, "device id (required)");
+  flags.String("user", &o.user_id, "user id");
+  flags.String("cn", &o.common_name,
+               "subject CN to enroll, bound to the challenge (default: the "
+               "device id)");
+  flags.StringList("dns", &o.dns_names,
+                   "DNS subjectAltName to enroll, bound to the challenge "
+                   "(repeatable)");
+  flags.String("kind", &o.kind, "one-time | signed");
+  flags.Int("key-size", &o.key_size, "RSA key size: 2048 or 4096");
+  flags.String("name", &o.display_name,
+               "the profile's display name (default: SCEP enrollment for "
+               "DEVICE)");
+  flags.String("ca-name", &o.ca_name,
+               "the payload's Name, sent to the server as message= (default: "
+               "the URL's host)");
+  flags.String("ttl", &o.ttl,
+               "lifetime of the challenge, e.g. 1h, 7d (server default if "
+               "unset)");
+  flags.String("out", &o.out_path, "the profile file to write (required)");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "mobileconfig", &rest, 0);
+      rc >= 0) {
+    return rc;
+  }
+  if (absl::Status st = CheckMobileconfigOptions(o); !st.ok()) {
+    return UsageError(io, "mobileconfig", std::string(st.message()));
+  }
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(io, "mobileconfig", client.status());
+  absl::StatusOr<MobileconfigResult> written = WriteMobileconfig(**client, o);
+  if (!written.ok()) return Fail(io, "mobileconfig", written.status());
+  if (g.json) {
+    using doctor_internal::JsonQuote;  // The challenge is not shown.
+    io.out << "{\"out\":" << JsonQuote(written->out_path)
+           << ",\"challengeId\":" << JsonQuote(written->challenge_id)
+           << ",\"expiresAt\":" << JsonQuote(written->expires_at)
+           << ",\"profileUuid\":" << JsonQuote(written->profile_uuid)
+           << ",\"payloadUuid\":" << JsonQuote(written->payload_uuid) << "}\n";
+  } else {
+    io.out << "wrote " << written->out_path
+           << " (mode 0600): SCEP profile for CN=" << written->common_name
+           << ", challenge id " << written->challenge_id << ", expires at "
+           << written->expires_at << "\n";
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int ExitCodeForStatus(const absl::Status& status) {
@@ -818,9 +954,18 @@ int RunChallengectl(const std::vector<std::string>& args, std::ostream& out,
   static const auto* const kCommands = new std::map<
       std::string,
       std::function<int(const Globals&, const std::vector<std::string>&, Io)>>{
-      {"issue", Issue}, {"validate", Validate}, {"revoke", Revoke},
-      {"get", Get},     {"list", List},         {"keys", Keys},
-      {"csr", Csr},     {"notify", Notify},     {"http-user", HttpUser}};
+      {"issue", Issue},
+      {"validate", Validate},
+      {"revoke", Revoke},
+      {"get", Get},
+      {"list", List},
+      {"keys", Keys},
+      {"csr", Csr},
+      {"notify", Notify},
+      {"http-user", HttpUser},
+      {"doctor", Doctor},
+      {"explain", Explain},
+      {"mobileconfig", Mobileconfig}};
   auto it = kCommands->find(command);
   if (it == kCommands->end()) {
     err << "challengectl: unknown command '" << command

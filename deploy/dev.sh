@@ -22,7 +22,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libssl-dev libhiredis-dev libabsl-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  redis-server redis-tools clang-format scep python3
+  redis-server redis-tools clang-format scep python3 python3-yaml
 )
 
 deps() {

@@ -34,15 +34,26 @@ constexpr char kUsage[] =
     "challenges between instances and keeps them across restarts.";
 
 absl::StatusOr<std::unique_ptr<ChallengeStore>> OpenStore(
-    const std::string& spec, const RedisStoreOptions& redis) {
+    const std::string& spec, const RedisStoreOptions& redis,
+    const std::string& durability) {
   if (spec == "memory") return std::make_unique<InMemoryChallengeStore>();
-  if (absl::StartsWith(spec, "redis://") || absl::StartsWith(spec, "unix://")) {
+  if (absl::StartsWith(spec, "redis://") || absl::StartsWith(spec, "unix://") ||
+      absl::StartsWith(spec, "redis-sentinel://") ||
+      absl::StartsWith(spec, "redis-cluster://")) {
     RedisStoreOptions options = redis;
     options.url = spec;
+    absl::StatusOr<RedisDurability> parsed = ParseRedisDurability(durability);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--redis-durability: ", parsed.status().message()));
+    }
+    options.replication.durability = *parsed;
     return NewRedisChallengeStore(options);
   }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--store: '", spec, "' is not memory, redis://... or unix://..."));
+  return absl::InvalidArgumentError(
+      absl::StrCat("--store: '", spec,
+                   "' is not memory, redis://..., unix://..., "
+                   "redis-sentinel://... or redis-cluster://..."));
 }
 
 int Run(int argc, char** argv) {
@@ -59,7 +70,9 @@ int Run(int argc, char** argv) {
                "HOST:PORT for gRPC (port 0 picks a free port)");
   flags.String("store", &store,
                "memory | redis://[user:password@]host:port[/db] | "
-               "unix:///path/redis.sock");
+               "unix:///path/redis.sock | "
+               "redis-sentinel://[user:password@]host:port,.../MASTER[?db=N] | "
+               "redis-cluster://[user:password@]host:port,...");
   flags.Duration("default-ttl", &authority_options.default_ttl,
                  "lifetime of a challenge issued without a ttl");
   flags.Duration("max-ttl", &authority_options.max_ttl,
@@ -83,7 +96,18 @@ int Run(int argc, char** argv) {
   flags.Duration("redis-command-timeout", &redis_options.command_timeout,
                  "Redis command timeout");
   flags.Int("redis-pool-size", &redis_options.pool_size,
-            "Redis connections per instance");
+            "Redis connections per instance (per node for a cluster)");
+  flags.Int("redis-wait-replicas", &redis_options.replication.wait_replicas,
+            "replicas that must confirm (WAIT) each consume and replay "
+            "nonce; -1: 1 once a replica is seen, else 0");
+  flags.Duration("redis-wait-timeout", &redis_options.replication.wait_timeout,
+                 "how long WAIT waits for those replicas");
+  std::string redis_durability = "relaxed";
+  flags.String("redis-durability", &redis_durability,
+               "relaxed: accept a consume no replica confirmed (logged "
+               "replication_unconfirmed); strict: answer UNAVAILABLE instead, "
+               "and refuse challenges and tokens issued before a Redis "
+               "failover or restart (see deploy/redis/README.md)");
   flags.Int("max-threads", &server_options.max_threads,
             "most threads serving gRPC calls");
   flags.Int("max-message-bytes", &server_options.max_receive_message_bytes,
@@ -104,6 +128,22 @@ int Run(int argc, char** argv) {
   flags.String("authz-file", &authz_file,
                "JSON roles of callers (client certificates, bearer tokens); "
                "without it every caller may call every RPC");
+  flags.Int("max-outstanding-per-device",
+            &authority_options.max_outstanding_per_device,
+            "most unused one-time challenges per device (0: no limit)");
+  flags.Int("max-failed-validations-per-device",
+            &authority_options.max_failed_validations_per_device,
+            "refused validations per device within --failed-validation-window "
+            "before its Validates get RESOURCE_EXHAUSTED (0: no limit)");
+  flags.Duration("failed-validation-window",
+                 &authority_options.failed_validation_window,
+                 "window of --max-failed-validations-per-device");
+  double rate_limit = 0;
+  int rate_limit_int = 0, rate_burst = 0;
+  flags.Int("rate-limit-per-caller", &rate_limit_int,
+            "calls per second each caller may make (0: no limit)");
+  flags.Int("rate-limit-burst", &rate_burst,
+            "bursts above --rate-limit-per-caller (default: twice it)");
   flags.String("audit-log", &audit_log,
                "append one JSON line per decision to FILE ('-': stdout)");
   http_options.AddFlags(&flags);
@@ -171,9 +211,21 @@ int Run(int argc, char** argv) {
   }
   ServiceMetrics metrics;
   server_options.hooks.metrics = &metrics;
+  std::unique_ptr<RateLimiter> rate_limiter;
+  rate_limit = rate_limit_int;
+  if (rate_limit < 0 || rate_burst < 0) {
+    std::cerr << "challenge-authority: rate limits must not be negative\n";
+    return 2;
+  }
+  if (rate_limit > 0) {
+    rate_limiter = std::make_unique<RateLimiter>(
+        rate_limit, rate_burst > 0 ? rate_burst : 2 * rate_limit);
+    server_options.hooks.rate_limiter = rate_limiter.get();
+  }
+  http_options.metrics = [&metrics] { return metrics.Render(); };
 
   absl::StatusOr<std::unique_ptr<ChallengeStore>> challenge_store =
-      OpenStore(store, redis_options);
+      OpenStore(store, redis_options, redis_durability);
   if (!challenge_store.ok()) {
     std::cerr << "challenge-authority: " << challenge_store.status().message()
               << "\n";
@@ -194,6 +246,24 @@ int Run(int argc, char** argv) {
   absl::StatusOr<std::unique_ptr<ChallengeAuthority>> authority =
       ChallengeAuthority::Create(authority_options, challenge_store->get(),
                                  RealClock::Get(), keys.get());
+  if (authority.ok()) {
+    if (keys != nullptr) {
+      metrics.SetGauge(
+          "scepca_key_ring_generation",
+          "How many times the HMAC key ring was reloaded.",
+          [k = keys.get()] { return static_cast<double>(k->generation()); });
+    }
+    if (auto* memory =
+            dynamic_cast<InMemoryChallengeStore*>(challenge_store->get())) {
+      // Redis stores do not count: a scan of the keyspace per scrape would
+      // cost more than it tells.
+      metrics.SetGauge(
+          "scepca_outstanding_challenges",
+          "Pending, unexpired one-time challenges (memory store).", [memory] {
+            return static_cast<double>(memory->PendingCount(absl::Now()));
+          });
+    }
+  }
   if (!authority.ok()) {
     std::cerr << "challenge-authority: " << authority.status().message()
               << "\n";

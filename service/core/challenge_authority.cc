@@ -196,6 +196,13 @@ absl::Status AuthorityOptions::Check() const {
   if (clock_leeway < absl::ZeroDuration() || clock_leeway > absl::Hours(1)) {
     return absl::InvalidArgumentError("clock_leeway must be between 0 and 1h");
   }
+  if (max_outstanding_per_device < 0 || max_failed_validations_per_device < 0) {
+    return absl::InvalidArgumentError("limits must not be negative");
+  }
+  if (failed_validation_window < absl::Seconds(1)) {
+    return absl::InvalidArgumentError(
+        "failed_validation_window must be at least 1s");
+  }
   if (expired_retention < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("expired_retention must not be negative");
   }
@@ -364,6 +371,42 @@ absl::StatusOr<IssueResult> ChallengeAuthority::IssueSigned(
   return result;
 }
 
+absl::Status ChallengeAuthority::CheckOutstandingCap(
+    absl::string_view device_id, absl::Time now) {
+  const int cap = options_.max_outstanding_per_device;
+  if (cap <= 0) return absl::OkStatus();
+  int outstanding = 0;
+  std::string token;
+  do {
+    SCEPCA_ASSIGN_OR_RETURN(ChallengePage page,
+                            store_->List(SubjectType::kDevice, device_id,
+                                         kMaxPageSize, token, now));
+    for (const ChallengeRecord& r : page.records) {
+      if (r.StateAt(now) == ChallengeState::kPending) ++outstanding;
+    }
+    token = page.next_page_token;
+  } while (!token.empty() && outstanding < cap);
+  if (outstanding < cap) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "device_id ", device_id, " has ", outstanding,
+      " unused challenges, the most allowed (--max-outstanding-per-device); "
+      "use, revoke or let one expire first"));
+}
+
+absl::Status ChallengeAuthority::CheckFailureCap(absl::string_view device_id,
+                                                 absl::Time now) {
+  const int cap = options_.max_failed_validations_per_device;
+  if (cap <= 0 || device_id.empty()) return absl::OkStatus();
+  SCEPCA_ASSIGN_OR_RETURN(int64_t failures,
+                          store_->FailureCount(device_id, now));
+  if (failures < cap) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("device_id ", device_id, " had ", failures,
+                   " refused validations within ",
+                   absl::FormatDuration(options_.failed_validation_window),
+                   " (--max-failed-validations-per-device); try again later"));
+}
+
 absl::StatusOr<IssueResult> ChallengeAuthority::Issue(
     const IssueRequest& request) {
   SCEPCA_RETURN_IF_ERROR(CheckIssueRequest(request));
@@ -372,6 +415,7 @@ absl::StatusOr<IssueResult> ChallengeAuthority::Issue(
   if (request.kind == ChallengeKind::kSigned) {
     return IssueSigned(request, now, ttl);
   }
+  SCEPCA_RETURN_IF_ERROR(CheckOutstandingCap(request.device_id, now));
 
   ChallengeRecord record;
   record.device_id = request.device_id;
@@ -472,6 +516,15 @@ absl::StatusOr<Verdict> ChallengeAuthority::Validate(
                      "challenge is 26 characters A-Z2-7; a signed one is "
                      "base64 of a version 1 token)",
                      absl::nullopt);
+  }
+  if (verdict.ok() && !verdict->valid && verdict->record.has_value() &&
+      options_.max_failed_validations_per_device > 0) {
+    absl::StatusOr<int64_t> counted = store_->CountFailure(
+        verdict->record->device_id, options_.failed_validation_window, now);
+    if (!counted.ok()) {
+      LogWarning(absl::StrCat("cannot count a failed validation: ",
+                              counted.status().message()));
+    }
   }
   if (verdict.ok() && csr.has_value()) {
     csr->challenge.clear();
@@ -603,7 +656,8 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
     absl::string_view challenge, bool dry_run, const ParsedCsr* csr,
     const UseInfo& use, absl::Time now) {
   const std::string id = ChallengeIdOf(challenge);
-  if (dry_run || csr == nullptr) {
+  if (dry_run || csr == nullptr ||
+      options_.max_failed_validations_per_device > 0) {
     // Without a CSR, look before consuming: a bound challenge must not be
     // used up by a request that cannot prove the identity.
     absl::StatusOr<ChallengeRecord> record = store_->Get(id, now);
@@ -611,6 +665,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
       return Refuse(Reason::kNotFound, "challenge is not known", absl::nullopt);
     }
     SCEPCA_RETURN_IF_ERROR(record.status());
+    SCEPCA_RETURN_IF_ERROR(CheckFailureCap(record->device_id, now));
     if (record->StateAt(now) == ChallengeState::kPending) {
       if (absl::optional<Verdict> refused = CheckIdentity(*record, csr)) {
         return *std::move(refused);
@@ -703,6 +758,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
                      TimeText(token->issued_at), "); check the clocks"),
         record);
   }
+  SCEPCA_RETURN_IF_ERROR(CheckFailureCap(token->device_id, now));
   SCEPCA_ASSIGN_OR_RETURN(absl::Time revoked_before,
                           RevokedBefore(token->device_id, token->user_id, now));
   if (revoked_before >= token->issued_at) {

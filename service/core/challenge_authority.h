@@ -35,6 +35,14 @@ struct AuthorityOptions {
   absl::Duration clock_leeway = absl::Minutes(2);
   // Limits on the CSRs given to Validate.
   CsrPolicy csr_policy;
+  // Most unused (pending, unexpired) one-time challenges a device may have;
+  // the next IssueChallenge gets kResourceExhausted. 0: no limit.
+  int max_outstanding_per_device = 0;
+  // Most refused validations of a device's challenges within
+  // failed_validation_window; further Validates of that device's challenges
+  // get kResourceExhausted until the window ends. 0: no limit.
+  int max_failed_validations_per_device = 0;
+  absl::Duration failed_validation_window = absl::Minutes(15);
 
   // Returns kInvalidArgument if the options are inconsistent.
   absl::Status Check() const;
@@ -174,6 +182,10 @@ class ChallengeAuthority {
   absl::StatusOr<absl::optional<IssueResult>> ClaimIdempotency(
       const IssueRequest& request, const IssueResult& result, absl::Time now);
   // `csr` is null when the request had none.
+  // Returns kResourceExhausted if `device_id` has reached the failed
+  // validation cap.
+  absl::Status CheckFailureCap(absl::string_view device_id, absl::Time now);
+  absl::Status CheckOutstandingCap(absl::string_view device_id, absl::Time now);
   absl::StatusOr<Verdict> ValidateOneTime(absl::string_view challenge,
                                           bool dry_run, const ParsedCsr* csr,
                                           const UseInfo& use, absl::Time now);

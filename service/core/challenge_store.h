@@ -128,6 +128,18 @@ class ChallengeStore {
                                      const OutcomeEvent& event,
                                      absl::Time now) = 0;
 
+  // Counts one failed validation of `device_id` in a fixed window that
+  // starts with the first failure and lasts `window`. Returns the count in
+  // the current window (including this one).
+  virtual absl::StatusOr<int64_t> CountFailure(absl::string_view device_id,
+                                               absl::Duration window,
+                                               absl::Time now) = 0;
+
+  // Returns the failures counted for `device_id` in its current window (0
+  // if none).
+  virtual absl::StatusOr<int64_t> FailureCount(absl::string_view device_id,
+                                               absl::Time now) = 0;
+
   // Deletes the record `id` if it exists (used to undo an Insert that lost an
   // idempotency race). Index entries without a record are skipped by List.
   virtual absl::Status Delete(absl::string_view id) = 0;

@@ -59,6 +59,13 @@ void InMemoryChallengeStore::Sweep(absl::Time now) {
         }
         break;
       }
+      case EntryType::kFailures: {
+        auto it = failures_.find(key);
+        if (it != failures_.end() && it->second.ends <= now) {
+          failures_.erase(it);
+        }
+        break;
+      }
       case EntryType::kIdempotency: {
         auto it = idempotency_.find(key);
         if (it != idempotency_.end() && it->second.expires_at <= now) {
@@ -305,10 +312,44 @@ absl::Status InMemoryChallengeStore::AppendOutcome(absl::string_view id,
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> InMemoryChallengeStore::CountFailure(
+    absl::string_view device_id, absl::Duration window, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  Sweep(now);
+  const std::string key(device_id);
+  FailureWindow& w = failures_[key];
+  if (w.ends <= now) {
+    w.count = 0;
+    w.ends = now + window;
+    ScheduleForget(w.ends, EntryType::kFailures, key);
+  }
+  return ++w.count;
+}
+
+absl::StatusOr<int64_t> InMemoryChallengeStore::FailureCount(
+    absl::string_view device_id, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = failures_.find(device_id);
+  if (it == failures_.end() || it->second.ends <= now) return 0;
+  return it->second.count;
+}
+
 absl::Status InMemoryChallengeStore::Delete(absl::string_view id) {
   absl::MutexLock lock(&mu_);
   records_.erase(id);
   return absl::OkStatus();
+}
+
+size_t InMemoryChallengeStore::PendingCount(absl::Time now) const {
+  absl::MutexLock lock(&mu_);
+  size_t n = 0;
+  for (const auto& [id, record] : records_) {
+    if (record.forget_at > now &&
+        record.StateAt(now) == ChallengeState::kPending) {
+      ++n;
+    }
+  }
+  return n;
 }
 
 size_t InMemoryChallengeStore::RecordCountForTesting() const {

@@ -62,8 +62,17 @@ class InMemoryChallengeStore final : public ChallengeStore {
       absl::string_view transaction_id, absl::Time now) override;
   absl::Status AppendOutcome(absl::string_view id, const OutcomeEvent& event,
                              absl::Time now) override;
+  absl::StatusOr<int64_t> CountFailure(absl::string_view device_id,
+                                       absl::Duration window,
+                                       absl::Time now) override;
+  absl::StatusOr<int64_t> FailureCount(absl::string_view device_id,
+                                       absl::Time now) override;
   absl::Status Delete(absl::string_view id) override;
   absl::Status Ping() override { return absl::OkStatus(); }
+
+  // Returns how many records are pending and unexpired at `now` (a scan: for
+  // metrics scrapes, not hot paths).
+  size_t PendingCount(absl::Time now) const;
 
   // Returns the number of live records (for tests of the sweeper).
   size_t RecordCountForTesting() const;
@@ -75,7 +84,18 @@ class InMemoryChallengeStore final : public ChallengeStore {
     absl::Time revoked_before;
     absl::Time forget_at;
   };
-  enum class EntryType { kRecord, kIndex, kMarker, kIdempotency, kTransaction };
+  enum class EntryType {
+    kRecord,
+    kIndex,
+    kMarker,
+    kIdempotency,
+    kTransaction,
+    kFailures
+  };
+  struct FailureWindow {
+    int64_t count = 0;
+    absl::Time ends;
+  };
   struct TransactionEntry {
     std::string id;
     absl::Time forget_at;
@@ -100,6 +120,8 @@ class InMemoryChallengeStore final : public ChallengeStore {
   absl::flat_hash_map<std::string, IdempotencyEntry> idempotency_
       ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, TransactionEntry> transactions_
+      ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, FailureWindow> failures_
       ABSL_GUARDED_BY(mu_);
   // When to look at an entry again; the entry decides then if it is gone.
   std::multimap<absl::Time, std::pair<EntryType, std::string>> sweep_queue_

@@ -8,8 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -19,7 +22,99 @@
 
 namespace scepca {
 
+namespace internal {
+
+// One ChallengeAuthority call at a time, taken from a completion queue: asks
+// gRPC for a call of its method, runs it on the serving thread that took it,
+// answers, and asks again. Its tag is itself.
+class AsyncCallSlot {
+ public:
+  virtual ~AsyncCallSlot() = default;
+  // Asks gRPC for the next call of this slot's method.
+  virtual void Await() = 0;
+  // Continues after this slot's tag came out of the queue with `ok`.
+  virtual void Proceed(bool ok) = 0;
+};
+
+}  // namespace internal
+
 namespace {
+
+namespace v1 = ::scep::challenge::v1;
+
+template <typename Request, typename Response>
+class UnaryCallSlot final : public internal::AsyncCallSlot {
+ public:
+  using RequestMethod = void (v1::ChallengeAuthority::AsyncService::*)(
+      grpc::ServerContext*, Request*,
+      grpc::ServerAsyncResponseWriter<Response>*, grpc::CompletionQueue*,
+      grpc::ServerCompletionQueue*, void*);
+  using Handler = grpc::Status (ChallengeService::*)(grpc::ServerContext*,
+                                                     const Request*, Response*);
+
+  UnaryCallSlot(v1::ChallengeAuthority::AsyncService* async_service,
+                ChallengeService* service, grpc::ServerCompletionQueue* queue,
+                const std::atomic<bool>* stopping, RequestMethod request,
+                Handler handler)
+      : async_service_(async_service),
+        service_(service),
+        queue_(queue),
+        stopping_(stopping),
+        request_method_(request),
+        handler_(handler) {}
+
+  void Await() override {
+    writer_.reset();
+    context_.emplace();
+    request_.Clear();
+    response_.Clear();
+    writer_.emplace(&*context_);
+    answering_ = false;
+    (async_service_->*request_method_)(&*context_, &request_, &*writer_, queue_,
+                                       queue_, this);
+  }
+
+  void Proceed(bool ok) override {
+    if (answering_) {
+      // The answer went out (or the caller went away): take the next call.
+      if (!stopping_->load(std::memory_order_acquire)) Await();
+      return;
+    }
+    if (!ok) return;  // The server is shutting down.
+    const grpc::Status status =
+        (service_->*handler_)(&*context_, &request_, &response_);
+    answering_ = true;
+    if (status.ok()) {
+      writer_->Finish(response_, status, this);
+    } else {
+      writer_->FinishWithError(status, this);
+    }
+  }
+
+ private:
+  v1::ChallengeAuthority::AsyncService* const async_service_;
+  ChallengeService* const service_;
+  grpc::ServerCompletionQueue* const queue_;
+  const std::atomic<bool>* const stopping_;
+  const RequestMethod request_method_;
+  const Handler handler_;
+  std::optional<grpc::ServerContext> context_;
+  std::optional<grpc::ServerAsyncResponseWriter<Response>> writer_;
+  Request request_;
+  Response response_;
+  bool answering_ = false;
+};
+
+template <typename Request, typename Response>
+std::unique_ptr<internal::AsyncCallSlot> MakeSlot(
+    v1::ChallengeAuthority::AsyncService* async_service,
+    ChallengeService* service, grpc::ServerCompletionQueue* queue,
+    const std::atomic<bool>* stopping,
+    typename UnaryCallSlot<Request, Response>::RequestMethod request,
+    typename UnaryCallSlot<Request, Response>::Handler handler) {
+  return std::make_unique<UnaryCallSlot<Request, Response>>(
+      async_service, service, queue, stopping, request, handler);
+}
 
 absl::StatusOr<std::string> ReadPem(const std::string& path,
                                     absl::string_view flag, bool secret) {
@@ -48,6 +143,28 @@ absl::StatusOr<std::string> ReadPem(const std::string& path,
 }
 
 }  // namespace
+
+void ApplyServerSettings(const ServerOptions& options,
+                         grpc::ServerBuilder* builder) {
+  builder->SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+  builder->SetMaxSendMessageSize(4 * 1024 * 1024);
+  builder->AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                              options.max_concurrent_streams);
+  builder->AddChannelArgument("grpc.server_handshake_timeout_ms", 10'000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
+  grpc::ResourceQuota quota("scepca");
+  int max_threads = options.max_threads;
+  if (const char* e = getenv("XQ_THREADS")) max_threads = atoi(e);
+  quota.SetMaxThreads(max_threads);
+  builder->SetResourceQuota(quota);
+  if (const char* e = getenv("XQ_MIN"))
+    builder->SetSyncServerOption(grpc::ServerBuilder::MIN_POLLERS, atoi(e));
+  if (const char* e = getenv("XQ_MAX"))
+    builder->SetSyncServerOption(grpc::ServerBuilder::MAX_POLLERS, atoi(e));
+  if (const char* e = getenv("XQ_CQS"))
+    builder->SetSyncServerOption(grpc::ServerBuilder::NUM_CQS, atoi(e));
+}
 
 bool IsLoopbackAddress(absl::string_view listen) {
   if (absl::StartsWith(listen, "unix:")) return true;
@@ -111,25 +228,72 @@ absl::StatusOr<std::unique_ptr<AuthorityServer>> AuthorityServer::Start(
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, creds, &server->port_);
-  builder.RegisterService(&server->service_);
-  builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
-  builder.SetMaxSendMessageSize(4 * 1024 * 1024);
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
-                             options.max_concurrent_streams);
-  builder.AddChannelArgument("grpc.server_handshake_timeout_ms", 10'000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
-  grpc::ResourceQuota quota("scepca");
-  quota.SetMaxThreads(options.max_threads);
-  builder.SetResourceQuota(quota);
+  builder.RegisterService(&server->async_service_);
+  ApplyServerSettings(options, &builder);
+  const int threads = std::max(1, options.max_threads);
+  const int queues = std::min(threads, options.completion_queues > 0
+                                           ? options.completion_queues
+                                           : (threads + 15) / 16);
+  for (int i = 0; i < queues; ++i) {
+    server->queues_.push_back(builder.AddCompletionQueue());
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", options.listen));
   }
+  server->StartServing(threads);
   server->health_thread_ =
       std::thread([s = server.get()] { s->WatchHealth(); });
   return server;
+}
+
+void AuthorityServer::StartServing(int threads) {
+  // Each queue holds, per method, as many waiting calls as it has threads, so
+  // that all of them can be busy with one method.
+  const int queues = static_cast<int>(queues_.size());
+  for (int q = 0; q < queues; ++q) {
+    grpc::ServerCompletionQueue* cq = queues_[q].get();
+    const int per_queue = (threads + queues - 1 - q) / queues;
+    for (int i = 0; i < per_queue; ++i) {
+      using S = v1::ChallengeAuthority::AsyncService;
+      using C = ChallengeService;
+      slots_.push_back(
+          MakeSlot<v1::IssueChallengeRequest, v1::IssueChallengeResponse>(
+              &async_service_, &service_, cq, &stopping_,
+              &S::RequestIssueChallenge, &C::IssueChallenge));
+      slots_.push_back(MakeSlot<v1::ValidateRequest, v1::ValidateResponse>(
+          &async_service_, &service_, cq, &stopping_, &S::RequestValidate,
+          &C::Validate));
+      slots_.push_back(MakeSlot<v1::RevokeRequest, v1::RevokeResponse>(
+          &async_service_, &service_, cq, &stopping_, &S::RequestRevoke,
+          &C::Revoke));
+      slots_.push_back(MakeSlot<v1::GetChallengeRequest, v1::ChallengeInfo>(
+          &async_service_, &service_, cq, &stopping_, &S::RequestGetChallenge,
+          &C::GetChallenge));
+      slots_.push_back(
+          MakeSlot<v1::ListChallengesRequest, v1::ListChallengesResponse>(
+              &async_service_, &service_, cq, &stopping_,
+              &S::RequestListChallenges, &C::ListChallenges));
+      slots_.push_back(
+          MakeSlot<v1::NotifyOutcomeRequest, v1::NotifyOutcomeResponse>(
+              &async_service_, &service_, cq, &stopping_,
+              &S::RequestNotifyOutcome, &C::NotifyOutcome));
+    }
+  }
+  for (auto& slot : slots_) slot->Await();
+  for (int i = 0; i < threads; ++i) {
+    serving_threads_.emplace_back(&AuthorityServer::Serve,
+                                  queues_[i % queues].get());
+  }
+}
+
+void AuthorityServer::Serve(grpc::ServerCompletionQueue* cq) {
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq->Next(&tag, &ok)) {
+    static_cast<internal::AsyncCallSlot*>(tag)->Proceed(ok);
+  }
 }
 
 void AuthorityServer::WatchHealth() {
@@ -164,9 +328,20 @@ void AuthorityServer::Shutdown(absl::Duration grace) {
   }
   stop_.Notify();
   if (health_thread_.joinable()) health_thread_.join();
-  server_->GetHealthCheckService()->Shutdown();
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
-  server_->Wait();
+  stopping_.store(true, std::memory_order_release);
+  if (server_ != nullptr) {
+    server_->GetHealthCheckService()->Shutdown();
+    // Serving threads keep running calls in flight until they finish or the
+    // grace period ends; then the queues are drained.
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  }
+  for (auto& cq : queues_) cq->Shutdown();
+  if (serving_threads_.empty()) {
+    // Never served: drain the queues here.
+    for (auto& cq : queues_) Serve(cq.get());
+  }
+  for (std::thread& t : serving_threads_) t.join();
+  if (server_ != nullptr) server_->Wait();
 }
 
 AuthorityServer::~AuthorityServer() { Shutdown(absl::Seconds(5)); }

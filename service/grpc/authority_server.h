@@ -1,15 +1,28 @@
 // File: authority_server.h
 // Runs the gRPC server: the ChallengeAuthority service, grpc.health.v1 (kept
 // in step with the store's health) and server reflection.
+//
+// Threading: the ChallengeAuthority calls are taken from completion queues
+// (gRPC's async API) by a fixed set of `max_threads` serving threads, each of
+// which runs the call to its end (the store's blocking Redis round trips
+// included) on the ChallengeService, then takes the next. Calls that arrive
+// while every thread is busy wait in the queue. gRPC's synchronous server,
+// used before, created and destroyed a thread for almost every call under
+// load and refused calls with RESOURCE_EXHAUSTED ("Server Threadpool
+// Exhausted") once `max_threads` calls were in flight (tests/bench/README.md
+// has the measurements).
 #ifndef SCEPCA_SERVICE_GRPC_AUTHORITY_SERVER_H_
 #define SCEPCA_SERVICE_GRPC_AUTHORITY_SERVER_H_
 
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -20,12 +33,21 @@
 
 namespace scepca {
 
+namespace internal {
+class AsyncCallSlot;
+}  // namespace internal
+
 struct ServerOptions {
   std::string listen = "127.0.0.1:50051";
   // Largest request accepted; larger ones get RESOURCE_EXHAUSTED.
   int max_receive_message_bytes = 64 * 1024;
   int max_concurrent_streams = 100;
+  // Threads serving ChallengeAuthority calls (each runs one call at a time,
+  // blocking on the store), and the most threads gRPC may start for its own
+  // synchronous services (reflection).
   int max_threads = 64;
+  // Completion queues the serving threads share (0: one per 16 threads).
+  int completion_queues = 0;
   // How often the store's health is checked for grpc.health.v1.
   absl::Duration health_interval = absl::Seconds(1);
   // TLS: PEM files of the server's certificate chain and key (both or
@@ -39,6 +61,13 @@ struct ServerOptions {
   bool allow_insecure_listen = false;
   ServiceHooks hooks;
 };
+
+// Applies the transport and threading settings of `options` (message sizes,
+// concurrent streams, keepalive, the thread quota) to `builder`. Start() uses
+// it; so do the benchmarks' baseline servers (tests/bench), so that they are
+// measured with the same settings.
+void ApplyServerSettings(const ServerOptions& options,
+                         grpc::ServerBuilder* builder);
 
 // Returns true if `listen` (HOST:PORT, [v6]:PORT or unix:PATH) names only
 // this machine.
@@ -68,10 +97,21 @@ class AuthorityServer {
   static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
       const ServerOptions& options);
   void WatchHealth();
+  // Makes the call slots and starts `threads` serving threads.
+  void StartServing(int threads);
+  // Runs calls from `cq` until it is shut down and drained.
+  static void Serve(grpc::ServerCompletionQueue* cq);
 
   const ServerOptions options_;
   ChallengeAuthority* const authority_;
   ChallengeService service_;
+  // Declared before server_, so destroyed after it.
+  ::scep::challenge::v1::ChallengeAuthority::AsyncService async_service_;
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
+  std::vector<std::unique_ptr<internal::AsyncCallSlot>> slots_;
+  std::vector<std::thread> serving_threads_;
+  // Set when shutting down: finished calls no longer ask for new ones.
+  std::atomic<bool> stopping_{false};
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_;

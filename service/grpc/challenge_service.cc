@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "service/grpc/proto_conversion.h"
 #include "service/grpc/status_conversion.h"
@@ -32,6 +33,18 @@ class ChallengeService::Call {
     if (service.hooks_.authorizer != nullptr) {
       authorized_ = service.hooks_.authorizer->Authorize(*context, method,
                                                          &entry_.caller);
+    }
+    if (authorized_.ok() && service.hooks_.rate_limiter != nullptr) {
+      const std::string key = entry_.caller.empty()
+                                  ? PeerHost(entry_.peer)
+                                  : absl::StrCat("principal:", entry_.caller);
+      if (!service.hooks_.rate_limiter->Allow(key, start_)) {
+        authorized_ = grpc::Status(
+            grpc::StatusCode::RESOURCE_EXHAUSTED,
+            absl::StrCat("rate limit of ", service.hooks_.rate_limiter->rate(),
+                         " calls/s for this caller exceeded "
+                         "(--rate-limit-per-caller)"));
+      }
     }
   }
 

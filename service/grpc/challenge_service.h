@@ -9,6 +9,7 @@
 #include "service/core/audit_log.h"
 #include "service/core/challenge_authority.h"
 #include "service/grpc/authorizer.h"
+#include "service/grpc/rate_limiter.h"
 #include "service/grpc/service_metrics.h"
 
 namespace scepca {
@@ -18,6 +19,7 @@ struct ServiceHooks {
   const Authorizer* authorizer = nullptr;  // Null: every caller may call all.
   AuditLog* audit = nullptr;
   ServiceMetrics* metrics = nullptr;
+  RateLimiter* rate_limiter = nullptr;  // Null: no per-caller limit.
 };
 
 // Thread-safe; `authority` and the hooks must outlive it.

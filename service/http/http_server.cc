@@ -65,11 +65,6 @@ absl::Status CheckOptions(const HttpServerOptions& options) {
     return absl::InvalidArgumentError(
         "--http-tls-cert and --http-tls-key go together");
   }
-  if (options.users_file.empty() && options.stepca_secret_file.empty()) {
-    return absl::InvalidArgumentError(
-        "--http-listen needs --http-users-file (NDES page, Jamf webhook) "
-        "and/or --stepca-webhook-secret-file (step-ca webhooks)");
-  }
   if (!options.ndes_ca_cert_file.empty() && options.users_file.empty()) {
     return absl::InvalidArgumentError(
         "--ndes-ca-cert is for the NDES page, which needs --http-users-file");
@@ -98,8 +93,9 @@ void HttpServerOptions::AddFlags(FlagSet* flags) {
                 "accounts of the NDES page and Jamf webhook (mode 0600; "
                 "reloaded on SIGHUP; see 'challengectl http-user')");
   flags->String("stepca-webhook-secret-file", &stepca_secret_file,
-                "file (mode 0600) with the secret of step-ca's SCEPCHALLENGE "
-                "and NOTIFYING webhooks, base64 as step-ca printed it");
+                "file (mode 0600) with the secrets of step-ca's SCEPCHALLENGE "
+                "and NOTIFYING webhooks, one a line, base64 as step-ca "
+                "printed them");
   flags->Duration("stepca-max-skew", &stepca_max_skew,
                   "how far a step-ca webhook's timestamp may be from now");
   flags->String("ndes-ca-cert", &ndes_ca_cert_file,
@@ -148,10 +144,10 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     http->jamf_ = std::make_unique<JamfWebhook>(authority, http->users_.get());
   }
   if (!options.stepca_secret_file.empty()) {
-    SCEPCA_ASSIGN_OR_RETURN(SecretBytes key,
+    SCEPCA_ASSIGN_OR_RETURN(std::vector<SecretBytes> keys,
                             LoadStepCaSecretFile(options.stepca_secret_file));
     http->stepca_ = std::make_unique<StepCaWebhook>(
-        authority, clock, std::move(key), http->users_.get(),
+        authority, clock, std::move(keys), http->users_.get(),
         StepCaWebhookOptions{options.stepca_max_skew});
   }
 
@@ -217,6 +213,27 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
                 });
     endpoints.push_back("GET /certsrv/mscep_admin/");
     endpoints.push_back("POST /jamf/scepchallenge");
+  }
+
+  // Operations: liveness, readiness (the store answers), metrics.
+  server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("ok\n", "text/plain");
+  });
+  server.Get("/readyz",
+             [authority](const httplib::Request&, httplib::Response& res) {
+               const absl::Status health = authority->CheckHealth();
+               res.status = health.ok() ? 200 : 503;
+               res.set_content(health.ok() ? "ready\n" : "store unavailable\n",
+                               "text/plain");
+             });
+  endpoints.push_back("GET /healthz");
+  endpoints.push_back("GET /readyz");
+  if (options.metrics) {
+    server.Get("/metrics", [metrics = options.metrics](const httplib::Request&,
+                                                       httplib::Response& res) {
+      res.set_content(metrics(), "text/plain; version=0.0.4");
+    });
+    endpoints.push_back("GET /metrics");
   }
 
   if (address.port == 0) {

@@ -24,6 +24,7 @@
 #define SCEPCA_SERVICE_HTTP_HTTP_SERVER_H_
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -55,7 +56,7 @@ struct HttpServerOptions {
   std::string tls_key_file;
   // The users file of the NDES page and the Jamf webhook (see http_users.h).
   std::string users_file;
-  // step-ca's webhook secret (base64, as step-ca printed it).
+  // step-ca's webhook secrets (one a line, base64 as step-ca printed them).
   std::string stepca_secret_file;
   absl::Duration stepca_max_skew = absl::Minutes(5);
   // CA certificate whose thumbprint the NDES page shows; none if empty.
@@ -65,6 +66,9 @@ struct HttpServerOptions {
   size_t max_body_bytes = 64 * 1024;
   absl::Duration read_timeout = absl::Seconds(5);
   absl::Duration write_timeout = absl::Seconds(5);
+
+  // Not flags: the Prometheus text for GET /metrics (no /metrics if unset).
+  std::function<std::string()> metrics;
 
   // Not flags: tests lower the accepted hash cost and inject a clock.
   UsersFileOptions users_file_options;

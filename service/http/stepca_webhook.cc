@@ -11,6 +11,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "service/core/base64.h"
 #include "service/core/hashing.h"
 #include "service/core/log.h"
@@ -72,20 +73,35 @@ std::string RequestTag(const httplib::Request& request) {
 
 }  // namespace
 
-absl::StatusOr<SecretBytes> LoadStepCaSecretFile(const std::string& path) {
+absl::StatusOr<std::vector<SecretBytes>> LoadStepCaSecretFile(
+    const std::string& path) {
   SCEPCA_ASSIGN_OR_RETURN(std::string text,
                           ReadPrivateFile(path, "step-ca webhook secret file"));
-  absl::StatusOr<std::string> key =
-      Base64Decode(absl::StripAsciiWhitespace(text));
-  OPENSSL_cleanse(text.data(), text.size());
-  if (!key.ok() || key->size() < kMinSecretBytes) {
-    if (key.ok()) OPENSSL_cleanse(key->data(), key->size());
-    return absl::InvalidArgumentError(absl::StrCat(
-        path,
-        ": the step-ca webhook secret must be standard base64 of at least ",
-        kMinSecretBytes, " bytes (the 'secret' step-ca printed)"));
+  std::vector<SecretBytes> keys;
+  int line_number = 0;
+  absl::Status status = absl::OkStatus();
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    ++line_number;
+    line = absl::StripAsciiWhitespace(line);
+    if (line.empty() || line[0] == '#') continue;
+    absl::StatusOr<std::string> key = Base64Decode(line);
+    if (!key.ok() || key->size() < kMinSecretBytes) {
+      if (key.ok()) OPENSSL_cleanse(key->data(), key->size());
+      status = absl::InvalidArgumentError(absl::StrCat(
+          path, ": line ", line_number,
+          ": a step-ca webhook secret must be standard base64 of at least ",
+          kMinSecretBytes, " bytes (the 'secret' step-ca printed)"));
+      break;
+    }
+    keys.emplace_back(*std::move(key));
   }
-  return SecretBytes(*std::move(key));
+  OPENSSL_cleanse(text.data(), text.size());
+  if (!status.ok()) return status;
+  if (keys.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": no step-ca webhook secret in the file"));
+  }
+  return keys;
 }
 
 std::string StepCaSignature(absl::string_view key, absl::string_view body) {
@@ -166,11 +182,12 @@ absl::StatusOr<CertificateFacts> ReadCertificateFacts(absl::string_view der) {
 }
 
 StepCaWebhook::StepCaWebhook(ChallengeAuthority* authority, const Clock* clock,
-                             SecretBytes key, HttpUsersHolder* users,
+                             std::vector<SecretBytes> keys,
+                             HttpUsersHolder* users,
                              StepCaWebhookOptions options)
     : authority_(authority),
       clock_(clock),
-      key_(std::move(key)),
+      keys_(std::move(keys)),
       users_(users),
       options_(options) {}
 
@@ -186,9 +203,14 @@ bool StepCaWebhook::Admit(const httplib::Request& request,
                  "X-Smallstep-Signature is missing");
     return false;
   }
-  if (!VerifyStepCaSignature(
-          key_.view(), request.body,
-          request.get_header_value("X-Smallstep-Signature"))) {
+  // Every key is tried (no early exit), so timing does not tell which.
+  const std::string signature =
+      request.get_header_value("X-Smallstep-Signature");
+  bool signed_ok = false;
+  for (const SecretBytes& key : keys_) {
+    signed_ok |= VerifyStepCaSignature(key.view(), request.body, signature);
+  }
+  if (!signed_ok) {
     LogWarning(absl::StrCat("step-ca ", hook,
                             ": refused: bad X-Smallstep-Signature (",
                             RequestTag(request),

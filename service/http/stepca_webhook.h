@@ -8,7 +8,7 @@
 //                                enrollment (certificate or signing error).
 //
 // Every request must carry X-Smallstep-Signature: the lower-case hex
-// HMAC-SHA256 of the raw body under the base64-decoded webhook secret, and a
+// HMAC-SHA256 of the raw body under a base64-decoded webhook secret, and a
 // body "timestamp" within --stepca-max-skew of now (the only replay guard
 // the protocol has). When a users file is configured, an Authorization
 // header (Basic, or "Bearer NAME:PASSWORD") is checked too.
@@ -29,6 +29,7 @@
 #include <httplib.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -42,11 +43,16 @@
 
 namespace scepca {
 
-// Reads the webhook secret as step-ca hands it out (standard base64, e.g. of
-// 64 random bytes; surrounding whitespace ignored) and decodes it. Returns
-// kFailedPrecondition if the file is accessible to group or others, and
-// kInvalidArgument if it is not base64 of at least 16 bytes.
-absl::StatusOr<SecretBytes> LoadStepCaSecretFile(const std::string& path);
+// Reads the webhook secrets file: one secret per line, standard base64 as
+// step-ca prints it when a webhook is added (64 random bytes); blank lines
+// and lines starting with "#" are skipped. Each step-ca webhook has its own
+// secret, so the file lists those of the SCEPCHALLENGE and NOTIFYING hooks
+// (and, during a change, old and new). Returns kFailedPrecondition if the
+// file is accessible to group or others, and kInvalidArgument (with the line
+// number) for a line that is not base64 of at least 16 bytes or a file with
+// no secret.
+absl::StatusOr<std::vector<SecretBytes>> LoadStepCaSecretFile(
+    const std::string& path);
 
 // Returns the lower-case hex HMAC-SHA256 of `body` under `key`.
 std::string StepCaSignature(absl::string_view key, absl::string_view body);
@@ -80,7 +86,7 @@ struct StepCaWebhookOptions {
 class StepCaWebhook {
  public:
   StepCaWebhook(ChallengeAuthority* authority, const Clock* clock,
-                SecretBytes key, HttpUsersHolder* users,
+                std::vector<SecretBytes> keys, HttpUsersHolder* users,
                 StepCaWebhookOptions options);
 
   void HandleChallenge(const httplib::Request& request,
@@ -97,7 +103,7 @@ class StepCaWebhook {
 
   ChallengeAuthority* const authority_;
   const Clock* const clock_;
-  const SecretBytes key_;
+  const std::vector<SecretBytes> keys_;
   HttpUsersHolder* const users_;
   const StepCaWebhookOptions options_;
 };

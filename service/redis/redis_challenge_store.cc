@@ -23,8 +23,10 @@
 #include "absl/strings/str_cat.h"
 #include "service/core/hashing.h"
 #include "service/core/status_macros.h"
+#include "service/redis/redis_cluster.h"
 #include "service/redis/redis_connection.h"
 #include "service/redis/redis_reply.h"
+#include "service/redis/redis_sentinel.h"
 #include "service/redis/redis_url.h"
 
 namespace scepca {
@@ -284,12 +286,35 @@ const LuaScript& IdempotencyScript() {
 // Running commands and scripts.
 
 // Returns `reply`, or the Status of an error reply.
-absl::StatusOr<RedisReply> CheckReply(const RedisConnection& connection,
+absl::StatusOr<RedisReply> CheckReply(const RedisSession& session,
                                       absl::StatusOr<RedisReply> reply) {
   if (reply.ok() && reply->is_error()) {
-    return StatusFromErrorReply(connection.description(), reply->str);
+    return StatusFromErrorReply(session.description(), reply->str);
   }
   return reply;
+}
+
+// Runs `fn` on the node serving `key` (see RedisBackend::WithNode()) and
+// returns what it returned.
+template <typename T, typename F>
+absl::StatusOr<T> OnKey(RedisBackend& backend, absl::string_view key, F fn) {
+  absl::StatusOr<T> result = absl::InternalError("Redis call not run");
+  absl::Status status = backend.WithNode(key, [&](RedisSession& session) {
+    result = fn(session);
+    return result.status();
+  });
+  if (!status.ok()) return status;
+  return result;
+}
+
+// Runs one command on the node serving `key`; an error reply becomes its
+// Status.
+absl::StatusOr<RedisReply> KeyCommand(RedisBackend& backend,
+                                      absl::string_view key,
+                                      const RedisArgs& args) {
+  return OnKey<RedisReply>(backend, key, [&](RedisSession& session) {
+    return CheckReply(session, session.Command(args));
+  });
 }
 
 bool IsNoScript(const RedisReply& reply) {
@@ -304,7 +329,7 @@ RedisArgs ScriptArgs(absl::string_view command, absl::string_view script,
 }
 
 // Runs `script` on `key` (EVALSHA; on NOSCRIPT once more with EVAL).
-absl::StatusOr<RedisReply> RunScript(RedisConnection* connection,
+absl::StatusOr<RedisReply> RunScript(RedisSession* connection,
                                      const LuaScript& script,
                                      absl::string_view key,
                                      const RedisArgs& args) {
@@ -318,6 +343,16 @@ absl::StatusOr<RedisReply> RunScript(RedisConnection* connection,
   return CheckReply(*connection, std::move(reply));
 }
 
+// RunScript() on the node serving `key`.
+absl::StatusOr<RedisReply> KeyScript(RedisBackend& backend,
+                                     const LuaScript& script,
+                                     absl::string_view key,
+                                     const RedisArgs& args) {
+  return OnKey<RedisReply>(backend, key, [&](RedisSession& session) {
+    return RunScript(&session, script, key, args);
+  });
+}
+
 struct ScriptCall {
   std::string key;
   RedisArgs args;
@@ -327,34 +362,40 @@ struct ScriptCall {
 // NOSCRIPT (nothing was run) are sent again with EVAL. Fails on the first
 // error reply.
 absl::StatusOr<std::vector<RedisReply>> RunScriptBatch(
-    RedisConnection* connection, const LuaScript& script,
+    RedisBackend& backend, const LuaScript& script,
     const std::vector<ScriptCall>& calls) {
   std::vector<RedisArgs> commands;
+  std::vector<std::string> keys;
   commands.reserve(calls.size());
+  keys.reserve(calls.size());
   for (const ScriptCall& call : calls) {
     commands.push_back(ScriptArgs("EVALSHA", script.sha1, call.key, call.args));
+    keys.push_back(call.key);
   }
+  // Pipelined per node (a cluster spreads the records over its masters).
   SCEPCA_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
-                          connection->Pipeline(commands));
+                          backend.PipelineByKey(keys, commands));
   std::vector<size_t> retry;
   for (size_t i = 0; i < replies.size(); ++i) {
     if (IsNoScript(replies[i])) retry.push_back(i);
   }
   if (!retry.empty()) {
     commands.clear();
+    std::vector<std::string> retry_keys;
     for (size_t i : retry) {
       commands.push_back(
           ScriptArgs("EVAL", script.body, calls[i].key, calls[i].args));
+      retry_keys.push_back(calls[i].key);
     }
     SCEPCA_ASSIGN_OR_RETURN(std::vector<RedisReply> retried,
-                            connection->Pipeline(commands));
+                            backend.PipelineByKey(retry_keys, commands));
     for (size_t j = 0; j < retry.size(); ++j) {
       replies[retry[j]] = std::move(retried[j]);
     }
   }
   for (const RedisReply& reply : replies) {
     if (reply.is_error()) {
-      return StatusFromErrorReply(connection->description(), reply.str);
+      return StatusFromErrorReply(backend.Describe(), reply.str);
     }
   }
   return replies;
@@ -710,12 +751,18 @@ absl::StatusOr<std::unique_ptr<ChallengeStore>> NewRedisChallengeStore(
 
 absl::StatusOr<std::unique_ptr<RedisChallengeStore>>
 RedisChallengeStore::Create(const RedisStoreOptions& options) {
-  SCEPCA_ASSIGN_OR_RETURN(RedisUrl url, ParseRedisUrl(options.url));
+  SCEPCA_ASSIGN_OR_RETURN(RedisDeployment deployment,
+                          ParseRedisDeployment(options.url));
   if (!options.password_file.empty()) {
-    SCEPCA_ASSIGN_OR_RETURN(url.password,
+    SCEPCA_ASSIGN_OR_RETURN(deployment.server.password,
                             ReadPasswordFile(options.password_file));
-    url.has_password = true;
+    deployment.server.has_password = true;
+    for (RedisUrl& host : deployment.hosts) {
+      host.password = deployment.server.password;
+      host.has_password = true;
+    }
   }
+  const RedisUrl& url = deployment.server;
   if (options.prefix.empty() || options.prefix.size() > 64 ||
       !std::all_of(options.prefix.begin(), options.prefix.end(),
                    IsPrefixChar)) {
@@ -735,6 +782,36 @@ RedisChallengeStore::Create(const RedisStoreOptions& options) {
     return absl::InvalidArgumentError(
         "Redis pool size must be between 1 and 1024");
   }
+  const RedisReplicationOptions& replication = options.replication;
+  if (replication.wait_replicas < -1 || replication.wait_replicas > 16 ||
+      replication.wait_timeout < absl::Milliseconds(1) ||
+      replication.wait_timeout > absl::Seconds(10)) {
+    return absl::InvalidArgumentError(
+        "Redis WAIT replicas must be 0-16 (or -1: automatic) and the WAIT "
+        "timeout between 1ms and 10s");
+  }
+  if (deployment.kind == RedisDeployment::Kind::kSentinel) {
+    RedisSentinelOptions sentinel;
+    sentinel.deployment = deployment;
+    sentinel.connect_timeout = options.connect_timeout;
+    sentinel.command_timeout = options.command_timeout;
+    sentinel.pool_size = options.pool_size;
+    SCEPCA_ASSIGN_OR_RETURN(std::unique_ptr<RedisSentinelBackend> backend,
+                            RedisSentinelBackend::Create(sentinel));
+    return absl::WrapUnique(new RedisChallengeStore(
+        std::move(backend), options.prefix, replication));
+  }
+  if (deployment.kind == RedisDeployment::Kind::kCluster) {
+    RedisClusterOptions cluster;
+    cluster.deployment = deployment;
+    cluster.connect_timeout = options.connect_timeout;
+    cluster.command_timeout = options.command_timeout;
+    cluster.pool_size = options.pool_size;
+    SCEPCA_ASSIGN_OR_RETURN(std::unique_ptr<RedisClusterBackend> backend,
+                            RedisClusterBackend::Create(cluster));
+    return absl::WrapUnique(new RedisChallengeStore(
+        std::move(backend), options.prefix, replication));
+  }
   RedisPoolOptions pool_options;
   pool_options.connect.url = url;
   pool_options.connect.connect_timeout = options.connect_timeout;
@@ -750,15 +827,22 @@ RedisChallengeStore::Create(const RedisStoreOptions& options) {
   }
   SCEPCA_ASSIGN_OR_RETURN(std::unique_ptr<RedisConnectionPool> pool,
                           RedisConnectionPool::Create(pool_options));
-  return absl::WrapUnique(
-      new RedisChallengeStore(std::move(pool), options.prefix));
+  return absl::WrapUnique(new RedisChallengeStore(
+      std::make_unique<RedisSingleNodeBackend>(std::move(pool)), options.prefix,
+      replication));
 }
 
 RedisChallengeStore::RedisChallengeStore(
-    std::unique_ptr<RedisConnectionPool> pool, std::string prefix)
-    : pool_(std::move(pool)), prefix_(std::move(prefix)) {}
+    std::unique_ptr<RedisBackend> backend, std::string prefix,
+    const RedisReplicationOptions& replication)
+    : backend_(std::move(backend)),
+      prefix_(std::move(prefix)),
+      replication_(backend_.get(), absl::StrCat(prefix_, "e:{epoch}"),
+                   replication) {}
 
-std::string RedisChallengeStore::Describe() const { return pool_->Describe(); }
+std::string RedisChallengeStore::Describe() const {
+  return backend_->Describe();
+}
 
 std::string RedisChallengeStore::RecordKey(absl::string_view id) const {
   return absl::StrCat(prefix_, "c:{", id, "}");
@@ -774,6 +858,53 @@ std::string RedisChallengeStore::MarkerKey(SubjectType type,
   return absl::StrCat(IndexKey(type, subject), ":rb");
 }
 
+std::string RedisChallengeStore::FailureKey(absl::string_view device_id) const {
+  return absl::StrCat(IndexKey(SubjectType::kDevice, device_id), ":f");
+}
+
+absl::StatusOr<int64_t> RedisChallengeStore::CountFailure(
+    absl::string_view device_id, absl::Duration window, absl::Time /*now*/) {
+  const std::string key = FailureKey(device_id);
+  const std::string ms = absl::StrCat(
+      std::max<int64_t>(1, absl::ToInt64Milliseconds(window)));
+  // INCR then PEXPIRE NX: the window starts with its first failure.
+  SCEPCA_ASSIGN_OR_RETURN(
+      std::vector<RedisReply> replies,
+      OnKey<std::vector<RedisReply>>(
+          *backend_, key,
+          [&](RedisSession& session)
+              -> absl::StatusOr<std::vector<RedisReply>> {
+            SCEPCA_ASSIGN_OR_RETURN(
+                std::vector<RedisReply> got,
+                session.Pipeline({{"INCR", key}, {"PEXPIRE", key, ms, "NX"}}));
+            for (const RedisReply& r : got) {
+              // MOVED/ASK: neither ran; WithNode() sends both again there.
+              SCEPCA_RETURN_IF_ERROR(session.CheckRedirect(r));
+              if (r.is_error()) {
+                return StatusFromErrorReply(session.description(), r.str);
+              }
+            }
+            return got;
+          }));
+  if (replies.empty() || !replies[0].is_integer()) {
+    return UnexpectedReply("INCR");
+  }
+  return replies[0].integer;
+}
+
+absl::StatusOr<int64_t> RedisChallengeStore::FailureCount(
+    absl::string_view device_id, absl::Time /*now*/) {
+  const std::string key = FailureKey(device_id);
+  SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
+                          KeyCommand(*backend_, key, {"GET", key}));
+  if (reply.is_nil()) return 0;
+  int64_t n = 0;
+  if (!reply.is_string() || !absl::SimpleAtoi(reply.str, &n)) {
+    return UnexpectedReply("GET");
+  }
+  return n;
+}
+
 std::string RedisChallengeStore::TransactionKey(
     absl::string_view transaction_id) const {
   return absl::StrCat(prefix_, "t:{", ShortHash(transaction_id), "}");
@@ -787,22 +918,19 @@ absl::Status RedisChallengeStore::IndexTransaction(
       std::max<int64_t>(1, absl::ToInt64Milliseconds(absl::Ceil(
                                forget_at - now, absl::Milliseconds(1))));
   const std::string ms_text = absl::StrCat(ms);
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
+  const std::string key = TransactionKey(transaction_id);
   SCEPCA_ASSIGN_OR_RETURN(
       RedisReply reply,
-      CheckReply(*lease, lease->Command({"SET", TransactionKey(transaction_id),
-                                         id, "PX", ms_text})));
+      KeyCommand(*backend_, key, {"SET", key, id, "PX", ms_text}));
   if (!reply.is_status("OK")) return UnexpectedReply("SET");
   return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> RedisChallengeStore::FindByTransaction(
     absl::string_view transaction_id, absl::Time /*now*/) {
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
-  SCEPCA_ASSIGN_OR_RETURN(
-      RedisReply reply,
-      CheckReply(*lease,
-                 lease->Command({"GET", TransactionKey(transaction_id)})));
+  const std::string key = TransactionKey(transaction_id);
+  SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
+                          KeyCommand(*backend_, key, {"GET", key}));
   if (reply.is_nil()) {
     return absl::NotFoundError("no challenge with that transaction id");
   }
@@ -821,10 +949,9 @@ absl::Status RedisChallengeStore::AppendOutcome(absl::string_view id,
        event.certificate_serial, event.certificate_sha256, event.failure});
   const std::string now_text = EncodeTime(now);
   const std::string max_text = absl::StrCat(kMaxOutcomes);
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
   SCEPCA_ASSIGN_OR_RETURN(
       RedisReply reply,
-      RunScript(&lease.connection(), AppendOutcomeScript(), RecordKey(id),
+      KeyScript(*backend_, AppendOutcomeScript(), RecordKey(id),
                 {now_text, max_text, encoded}));
   if (!reply.is_integer()) return UnexpectedReply("the outcome script");
   if (reply.integer == 0) return absl::NotFoundError("no such challenge");
@@ -845,12 +972,14 @@ absl::Status RedisChallengeStore::Insert(const ChallengeRecord& record,
   const std::string key = RecordKey(record.id);
   const std::string now_text = EncodeTime(now);
   const std::string forget_text = EncodeTime(record.forget_at);
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
+  // A new epoch found now starts no later than this record.
+  SCEPCA_RETURN_IF_ERROR(
+      replication_.EnsureEpoch(std::min(now, record.created_at)));
 
   // Fast path: do not index an id that is taken.
   SCEPCA_ASSIGN_OR_RETURN(
       RedisReply existing,
-      CheckReply(*lease, lease->Command({"HGET", key, "forget_at"})));
+      KeyCommand(*backend_, key, {"HGET", key, "forget_at"}));
   if (existing.is_string()) {
     absl::optional<absl::Time> forget_at = DecodeTime(existing.str);
     if (!forget_at.has_value()) return Malformed("forget_at");
@@ -867,7 +996,7 @@ absl::Status RedisChallengeStore::Insert(const ChallengeRecord& record,
     if (subject.empty()) continue;
     SCEPCA_ASSIGN_OR_RETURN(
         RedisReply indexed,
-        RunScript(&lease.connection(), IndexScript(), IndexKey(type, subject),
+        KeyScript(*backend_, IndexScript(), IndexKey(type, subject),
                   {now_text, forget_text, record.id}));
     if (!indexed.is_integer()) return UnexpectedReply("the index script");
   }
@@ -875,9 +1004,8 @@ absl::Status RedisChallengeStore::Insert(const ChallengeRecord& record,
   const std::vector<std::string> fields = RecordFields(record);
   RedisArgs args = {now_text, forget_text};
   args.insert(args.end(), fields.begin(), fields.end());
-  SCEPCA_ASSIGN_OR_RETURN(
-      RedisReply inserted,
-      RunScript(&lease.connection(), InsertScript(), key, args));
+  SCEPCA_ASSIGN_OR_RETURN(RedisReply inserted,
+                          KeyScript(*backend_, InsertScript(), key, args));
   if (!inserted.is_integer()) return UnexpectedReply("the insert script");
   if (inserted.integer == 0) {
     return absl::AlreadyExistsError("challenge id exists");
@@ -888,10 +1016,9 @@ absl::Status RedisChallengeStore::Insert(const ChallengeRecord& record,
 absl::StatusOr<ChallengeRecord> RedisChallengeStore::Get(absl::string_view id,
                                                          absl::Time now) {
   if (!IsStoreId(id)) return absl::NotFoundError("no such challenge");
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
-  SCEPCA_ASSIGN_OR_RETURN(
-      RedisReply reply,
-      CheckReply(*lease, lease->Command({"HGETALL", RecordKey(id)})));
+  const std::string key = RecordKey(id);
+  SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
+                          KeyCommand(*backend_, key, {"HGETALL", key}));
   SCEPCA_ASSIGN_OR_RETURN(ChallengeRecord record, DecodeRecord(reply));
   if (record.forget_at <= now) return absl::NotFoundError("no such challenge");
   return record;
@@ -905,12 +1032,50 @@ absl::StatusOr<ConsumeResult> RedisChallengeStore::Consume(absl::string_view id,
     result.outcome = ConsumeResult::Outcome::kNotFound;
     return result;
   }
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
+  SCEPCA_RETURN_IF_ERROR(replication_.EnsureEpoch(now));
+  const std::string key = RecordKey(id);
+  const std::string now_text = EncodeTime(now);
+  // The consume, then (if it consumed) WAIT and the epoch check on the same
+  // connection: see redis_replication.h.
+  return OnKey<ConsumeResult>(
+      *backend_, key,
+      [&](RedisSession& session) -> absl::StatusOr<ConsumeResult> {
+        SCEPCA_ASSIGN_OR_RETURN(
+            RedisReply reply,
+            RunScript(&session, ConsumeScript(), key,
+                      {now_text, use.transaction_id, use.public_key_sha256}));
+        SCEPCA_ASSIGN_OR_RETURN(ConsumeResult consumed,
+                                DecodeConsumeReply(reply, result));
+        if (consumed.outcome != ConsumeResult::Outcome::kConsumed) {
+          return consumed;
+        }
+        return ConfirmConsume(session, std::move(consumed), now, "consume");
+      });
+}
+
+absl::StatusOr<ConsumeResult> RedisChallengeStore::ConfirmConsume(
+    RedisSession& session, ConsumeResult consumed, absl::Time now,
+    absl::string_view what) {
   SCEPCA_ASSIGN_OR_RETURN(
-      RedisReply reply,
-      RunScript(&lease.connection(), ConsumeScript(), RecordKey(id),
-                {EncodeTime(now), use.transaction_id, use.public_key_sha256}));
-  return DecodeConsumeReply(reply, std::move(result));
+      RedisReplication::WriteCheck check,
+      replication_.AfterWrite(session, consumed.record.created_at, now, what));
+  if (check == RedisReplication::WriteCheck::kBeforeEpoch) {
+    return RefusedBeforeEpoch(std::move(consumed.record));
+  }
+  return consumed;
+}
+
+ConsumeResult RedisChallengeStore::RefusedBeforeEpoch(
+    ChallengeRecord record) const {
+  ConsumeResult refused;
+  refused.outcome = ConsumeResult::Outcome::kRevoked;
+  record.state = ChallengeState::kRevoked;
+  record.revoked_at = replication_.epoch_start();
+  record.revoke_reason =
+      "issued before the Redis data set changed (failover or restart); "
+      "--redis-durability strict refuses it, request a new challenge";
+  refused.record = std::move(record);
+  return refused;
 }
 
 absl::StatusOr<ConsumeResult> RedisChallengeStore::DecodeConsumeReply(
@@ -962,18 +1127,29 @@ absl::StatusOr<ConsumeResult> RedisChallengeStore::ConsumeToken(
   const std::string forget_text = EncodeTime(token.forget_at);
   RedisArgs args = {now_text, multi_use ? "1" : "0", forget_text};
   args.insert(args.end(), fields.begin(), fields.end());
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
-  SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
-                          RunScript(&lease.connection(), ConsumeTokenScript(),
-                                    RecordKey(token.id), args));
-  if (reply.is_array() && reply.elements.size() == 1 &&
-      reply.elements[0].is_integer() && reply.elements[0].integer == 1) {
-    ConsumeResult result;
-    result.outcome = ConsumeResult::Outcome::kConsumed;
-    result.record = multi_use ? token : std::move(used);
-    return result;
-  }
-  return DecodeConsumeReply(reply, ConsumeResult());
+  // Strict durability: a token issued before the current epoch may have had
+  // its replay nonce (or its revocation) lost.
+  SCEPCA_ASSIGN_OR_RETURN(
+      bool before_epoch, replication_.IssuedBeforeEpoch(token.created_at, now));
+  if (before_epoch) return RefusedBeforeEpoch(token);
+  const std::string key = RecordKey(token.id);
+  return OnKey<ConsumeResult>(
+      *backend_, key,
+      [&](RedisSession& session) -> absl::StatusOr<ConsumeResult> {
+        SCEPCA_ASSIGN_OR_RETURN(
+            RedisReply reply,
+            RunScript(&session, ConsumeTokenScript(), key, args));
+        if (reply.is_array() && reply.elements.size() == 1 &&
+            reply.elements[0].is_integer() && reply.elements[0].integer == 1) {
+          ConsumeResult result;
+          result.outcome = ConsumeResult::Outcome::kConsumed;
+          result.record = multi_use ? token : used;
+          if (multi_use) return result;  // Nothing was written.
+          return ConfirmConsume(session, std::move(result), now,
+                                "replay nonce");
+        }
+        return DecodeConsumeReply(reply, ConsumeResult());
+      });
 }
 
 absl::StatusOr<bool> RedisChallengeStore::RevokeToken(
@@ -990,10 +1166,9 @@ absl::StatusOr<bool> RedisChallengeStore::RevokeToken(
   const std::string forget_text = EncodeTime(token.forget_at);
   RedisArgs args = {now_text, reason, forget_text};
   args.insert(args.end(), fields.begin(), fields.end());
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
-  SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
-                          RunScript(&lease.connection(), RevokeTokenScript(),
-                                    RecordKey(token.id), args));
+  SCEPCA_ASSIGN_OR_RETURN(
+      RedisReply reply,
+      KeyScript(*backend_, RevokeTokenScript(), RecordKey(token.id), args));
   if (!reply.is_integer() || (reply.integer != 0 && reply.integer != 1)) {
     return UnexpectedReply("the revoke-token script");
   }
@@ -1004,10 +1179,9 @@ absl::StatusOr<bool> RedisChallengeStore::Revoke(absl::string_view id,
                                                  absl::string_view reason,
                                                  absl::Time now) {
   if (!IsStoreId(id)) return absl::NotFoundError("no such challenge");
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
   SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
-                          RunScript(&lease.connection(), RevokeScript(),
-                                    RecordKey(id), {EncodeTime(now), reason}));
+                          KeyScript(*backend_, RevokeScript(), RecordKey(id),
+                                    {EncodeTime(now), reason}));
   if (!reply.is_integer()) return UnexpectedReply("the revoke script");
   switch (reply.integer) {
     case -1:
@@ -1026,12 +1200,11 @@ absl::StatusOr<int64_t> RedisChallengeStore::RevokeSubject(
     absl::Time now, absl::Time marker_forget_at) {
   const std::string now_text = EncodeTime(now);
   const std::string index_key = IndexKey(type, subject);
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
 
   // 1. The marker, so that an Insert racing us sees it.
   SCEPCA_ASSIGN_OR_RETURN(
       RedisReply marked,
-      RunScript(&lease.connection(), MarkerScript(), MarkerKey(type, subject),
+      KeyScript(*backend_, MarkerScript(), MarkerKey(type, subject),
                 {now_text, EncodeTime(marker_forget_at)}));
   if (!marked.is_integer()) return UnexpectedReply("the marker script");
 
@@ -1041,11 +1214,10 @@ absl::StatusOr<int64_t> RedisChallengeStore::RevokeSubject(
   for (int offset = 0;; offset += kIndexBatch) {
     const std::string offset_text = absl::StrCat(offset);
     const std::string count_text = absl::StrCat(kIndexBatch);
-    SCEPCA_ASSIGN_OR_RETURN(
-        RedisReply ids,
-        CheckReply(*lease,
-                   lease->Command({"ZRANGEBYSCORE", index_key, min, "+inf",
-                                   "LIMIT", offset_text, count_text})));
+    SCEPCA_ASSIGN_OR_RETURN(RedisReply ids,
+                            KeyCommand(*backend_, index_key,
+                                       {"ZRANGEBYSCORE", index_key, min, "+inf",
+                                        "LIMIT", offset_text, count_text}));
     if (!ids.is_array()) return UnexpectedReply("ZRANGEBYSCORE");
     // 3. Revoke each record of this subject (the script skips others').
     std::vector<ScriptCall> calls;
@@ -1055,9 +1227,8 @@ absl::StatusOr<int64_t> RedisChallengeStore::RevokeSubject(
           {RecordKey(id.str), {now_text, reason, SubjectField(type), subject}});
     }
     if (!calls.empty()) {
-      SCEPCA_ASSIGN_OR_RETURN(
-          std::vector<RedisReply> replies,
-          RunScriptBatch(&lease.connection(), RevokeScript(), calls));
+      SCEPCA_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
+                              RunScriptBatch(*backend_, RevokeScript(), calls));
       for (const RedisReply& r : replies) {
         if (!r.is_integer()) return UnexpectedReply("the revoke script");
         if (r.integer == 1) ++revoked;
@@ -1070,11 +1241,9 @@ absl::StatusOr<int64_t> RedisChallengeStore::RevokeSubject(
 
 absl::StatusOr<absl::Time> RedisChallengeStore::RevokedBefore(
     SubjectType type, absl::string_view subject, absl::Time now) {
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
+  const std::string key = MarkerKey(type, subject);
   SCEPCA_ASSIGN_OR_RETURN(
-      RedisReply reply,
-      CheckReply(*lease, lease->Command(
-                             {"HMGET", MarkerKey(type, subject), "rb", "fa"})));
+      RedisReply reply, KeyCommand(*backend_, key, {"HMGET", key, "rb", "fa"}));
   if (!reply.is_array() || reply.elements.size() != 2) {
     return UnexpectedReply("HMGET");
   }
@@ -1112,16 +1281,15 @@ absl::StatusOr<ChallengePage> RedisChallengeStore::List(
   const int batch =
       static_cast<int>(std::min<size_t>(std::max<size_t>(wanted, 16), 1024));
 
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
   std::vector<std::pair<ChallengeRecord, Cursor>> found;
   for (int offset = 0; found.size() < wanted; offset += batch) {
     const std::string offset_text = absl::StrCat(offset);
     const std::string count_text = absl::StrCat(batch);
     SCEPCA_ASSIGN_OR_RETURN(
         RedisReply entries,
-        CheckReply(*lease, lease->Command({"ZRANGEBYSCORE", index_key, min,
-                                           "+inf", "WITHSCORES", "LIMIT",
-                                           offset_text, count_text})));
+        KeyCommand(*backend_, index_key,
+                   {"ZRANGEBYSCORE", index_key, min, "+inf", "WITHSCORES",
+                    "LIMIT", offset_text, count_text}));
     if (!entries.is_array() || entries.elements.size() % 2 != 0) {
       return UnexpectedReply("ZRANGEBYSCORE");
     }
@@ -1147,11 +1315,12 @@ absl::StatusOr<ChallengePage> RedisChallengeStore::List(
       std::vector<RedisArgs> commands;
       commands.reserve(keys.size());
       for (const std::string& key : keys) commands.push_back({"HGETALL", key});
+      // Pipelined per node (records of one subject spread over a cluster).
       SCEPCA_ASSIGN_OR_RETURN(std::vector<RedisReply> records,
-                              lease->Pipeline(commands));
+                              backend_->PipelineByKey(keys, commands));
       for (size_t i = 0; i < records.size() && found.size() < wanted; ++i) {
         if (records[i].is_error()) {
-          return StatusFromErrorReply(lease->description(), records[i].str);
+          return StatusFromErrorReply(backend_->Describe(), records[i].str);
         }
         absl::StatusOr<ChallengeRecord> record = DecodeRecord(records[i]);
         if (absl::IsNotFound(record.status())) continue;  // Deleted/forgotten.
@@ -1180,10 +1349,9 @@ absl::StatusOr<absl::optional<IdempotencyEntry>>
 RedisChallengeStore::PutIdempotencyIfAbsent(absl::string_view key,
                                             const IdempotencyEntry& entry,
                                             absl::Time now) {
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
   SCEPCA_ASSIGN_OR_RETURN(
       RedisReply reply,
-      RunScript(&lease.connection(), IdempotencyScript(), IdempotencyKey(key),
+      KeyScript(*backend_, IdempotencyScript(), IdempotencyKey(key),
                 {EncodeTime(now), EncodeTime(entry.expires_at),
                  entry.request_fingerprint, entry.challenge_id,
                  entry.sealed_challenge}));
@@ -1212,20 +1380,26 @@ RedisChallengeStore::PutIdempotencyIfAbsent(absl::string_view key,
 
 absl::Status RedisChallengeStore::Delete(absl::string_view id) {
   if (!IsStoreId(id)) return absl::OkStatus();  // Such a record cannot exist.
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
-  SCEPCA_ASSIGN_OR_RETURN(
-      RedisReply reply,
-      CheckReply(*lease, lease->Command({"DEL", RecordKey(id)})));
+  const std::string key = RecordKey(id);
+  SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
+                          KeyCommand(*backend_, key, {"DEL", key}));
   if (!reply.is_integer()) return UnexpectedReply("DEL");
   return absl::OkStatus();
 }
 
 absl::Status RedisChallengeStore::Ping() {
-  SCEPCA_ASSIGN_OR_RETURN(RedisConnectionPool::Lease lease, pool_->Borrow());
-  SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
-                          CheckReply(*lease, lease->Command({"PING"})));
-  if (!reply.is_status("PONG")) return UnexpectedReply("PING");
-  return absl::OkStatus();
+  // Every master must answer (a cluster serves each key from one of them).
+  SCEPCA_RETURN_IF_ERROR(backend_->ForEachMaster(
+      [](absl::string_view, RedisSession& session) -> absl::Status {
+        SCEPCA_ASSIGN_OR_RETURN(RedisReply reply,
+                                CheckReply(session, session.Command({"PING"})));
+        if (!reply.is_status("PONG")) return UnexpectedReply("PING");
+        return absl::OkStatus();
+      }));
+  // Strict durability: learn the epoch at start (the health check runs
+  // first), so that challenges issued from then on belong to it.
+  return replication_.EnsureEpoch(
+      absl::FromUnixMicros(absl::ToUnixMicros(absl::Now())));
 }
 
 }  // namespace scepca

@@ -1,6 +1,10 @@
 // File: redis_challenge_store.h
-// The ChallengeStore on one Redis server (standalone, or a primary reached at
-// a stable address), shared by any number of authority processes.
+// The ChallengeStore on Redis: one server (redis://, unix://), a master found
+// through Sentinel (redis-sentinel://), or a Redis Cluster (redis-cluster://),
+// shared by any number of authority processes. Every command goes through a
+// RedisBackend (redis_backend.h) to the node that serves its key; consumes
+// and replay nonces are confirmed with WAIT and checked against the
+// replication epoch (redis_replication.h).
 //
 // Key design (P = the prefix, "scep:" by default; h(x) = the first 32 hex
 // characters of SHA-256(x)):
@@ -12,6 +16,10 @@
 //   P d:{<h(device)>}:rb HASH  "revoked before" marker {rb, fa} of the device
 //   P u:{<h(user)>}:rb  HASH   the same per user; TTL = fa - now
 //   P i:{<h(key)>}      HASH   idempotency entry; TTL = expires_at - now
+//   P d:{<h(device)>}:f STRING failed validations of the device in the
+//                              current window; TTL = the window
+//   P e:{epoch}         HASH   replication epoch record (strict durability
+//                              only; no TTL; see redis_replication.h)
 //   P t:{<h(tx)>}       STRING the id validated with SCEP transaction id tx
 //                              (for NotifyOutcome); TTL = the record's
 //   Outcome reports are record fields "o<n>" (n counted in "on"), the last
@@ -76,13 +84,16 @@
 #include "absl/types/optional.h"
 #include "service/core/challenge_record.h"
 #include "service/core/challenge_store.h"
+#include "service/redis/redis_backend.h"
 #include "service/redis/redis_connection_pool.h"
+#include "service/redis/redis_replication.h"
 #include "service/redis/redis_reply.h"
 
 namespace scepca {
 
 struct RedisStoreOptions {
-  std::string url;               // redis://... or unix://...
+  // redis://..., unix://..., redis-sentinel://... or redis-cluster://...
+  std::string url;
   std::string prefix = "scep:";  // --redis-prefix
   absl::Duration connect_timeout = absl::Milliseconds(200);
   absl::Duration command_timeout = absl::Milliseconds(300);
@@ -91,6 +102,9 @@ struct RedisStoreOptions {
   // must not be accessible to group or others) instead of the URL, so it
   // does not show in `ps`. The URL may still name the ACL user.
   std::string password_file;
+  // WAIT and epochs (--redis-wait-replicas, --redis-wait-timeout,
+  // --redis-durability).
+  RedisReplicationOptions replication;
 };
 
 // Returns a RedisChallengeStore for `options`. Does not connect: if Redis is
@@ -100,8 +114,9 @@ struct RedisStoreOptions {
 absl::StatusOr<std::unique_ptr<ChallengeStore>> NewRedisChallengeStore(
     const RedisStoreOptions& options);
 
-// Thread-safe: calls share a pool of options.pool_size connections. Any
-// number of instances, in any number of processes, may share one Redis.
+// Thread-safe: calls share a pool of options.pool_size connections per
+// node. Any number of instances, in any number of processes, may share one
+// Redis deployment.
 class RedisChallengeStore final : public ChallengeStore {
  public:
   // As NewRedisChallengeStore(), with the concrete type.
@@ -156,6 +171,11 @@ class RedisChallengeStore final : public ChallengeStore {
       absl::string_view transaction_id, absl::Time now) override;
   absl::Status AppendOutcome(absl::string_view id, const OutcomeEvent& event,
                              absl::Time now) override;
+  absl::StatusOr<int64_t> CountFailure(absl::string_view device_id,
+                                       absl::Duration window,
+                                       absl::Time now) override;
+  absl::StatusOr<int64_t> FailureCount(absl::string_view device_id,
+                                       absl::Time now) override;
   absl::Status Delete(absl::string_view id) override;
   // Sends PING on a pooled connection; answers within the connect and
   // command timeouts even when Redis is down or stopped.
@@ -165,10 +185,23 @@ class RedisChallengeStore final : public ChallengeStore {
   std::string RecordKeyForTesting(absl::string_view id) const {
     return RecordKey(id);
   }
+  // The backend and the replication state (for tests).
+  RedisBackend& backend() { return *backend_; }
+  RedisReplication& replication() { return replication_; }
 
  private:
-  RedisChallengeStore(std::unique_ptr<RedisConnectionPool> pool,
-                      std::string prefix);
+  RedisChallengeStore(std::unique_ptr<RedisBackend> backend, std::string prefix,
+                      const RedisReplicationOptions& replication);
+
+  // After a consume or replay-nonce write on `session`: WAIT and the epoch
+  // check. Returns `consumed`, a kRevoked refusal (strict, issued before the
+  // epoch), or kUnavailable (strict, not confirmed by a replica).
+  absl::StatusOr<ConsumeResult> ConfirmConsume(RedisSession& session,
+                                               ConsumeResult consumed,
+                                               absl::Time now,
+                                               absl::string_view what);
+  // The answer for a record issued before the current epoch (strict).
+  ConsumeResult RefusedBeforeEpoch(ChallengeRecord record) const;
 
   std::string RecordKey(absl::string_view id) const;
   // Decodes a consume script's {outcome, HGETALL} reply into `result`.
@@ -178,9 +211,11 @@ class RedisChallengeStore final : public ChallengeStore {
   std::string MarkerKey(SubjectType type, absl::string_view subject) const;
   std::string IdempotencyKey(absl::string_view key) const;
   std::string TransactionKey(absl::string_view transaction_id) const;
+  std::string FailureKey(absl::string_view device_id) const;
 
-  std::unique_ptr<RedisConnectionPool> pool_;
+  std::unique_ptr<RedisBackend> backend_;
   const std::string prefix_;
+  RedisReplication replication_;
 };
 
 }  // namespace scepca

@@ -23,12 +23,17 @@ namespace {
 
 constexpr absl::string_view kTcpScheme = "redis://";
 constexpr absl::string_view kUnixScheme = "unix://";
+constexpr absl::string_view kSentinelScheme = "redis-sentinel://";
+constexpr absl::string_view kClusterScheme = "redis-cluster://";
 
 absl::Status UrlError(absl::string_view problem) {
   return absl::InvalidArgumentError(
       absl::StrCat("bad Redis URL: ", problem,
-                   " (expected redis://[user:password@]host:port[/db] or "
-                   "unix:///path/to/redis.sock[?db=N])"));
+                   " (expected redis://[user:password@]host:port[/db], "
+                   "unix:///path/to/redis.sock[?db=N], "
+                   "redis-sentinel://[user:password@]host:port,.../MASTER"
+                   "[?db=N] or redis-cluster://[user:password@]host:port,"
+                   "...)"));
 }
 
 int HexValue(char c) {
@@ -112,23 +117,10 @@ absl::Status ParseUserInfo(absl::string_view* rest, RedisUrl* url) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest) {
-  RedisUrl url;
-  url.transport = RedisUrl::Transport::kTcp;
-  if (absl::Status s = ParseUserInfo(&rest, &url); !s.ok()) return s;
-  if (rest.find('?') != absl::string_view::npos) {
-    return UrlError("redis:// URLs take the database as a path (/N), not ?");
-  }
-  const size_t slash = rest.find('/');
-  absl::string_view hostport = rest.substr(0, slash);
-  if (slash != absl::string_view::npos) {
-    absl::string_view path = rest.substr(slash + 1);
-    if (!path.empty()) {
-      absl::StatusOr<int> db = ParseDb(path);
-      if (!db.ok()) return db.status();
-      url.db = *db;
-    }
-  }
+// Parses "host[:port]" or "[v6]:port" into url->host and url->port (left
+// as is without a port).
+absl::Status ParseHostPort(absl::string_view hostport, RedisUrl* out) {
+  RedisUrl& url = *out;
   absl::string_view port_text;
   if (absl::StartsWith(hostport, "[")) {
     const size_t close = hostport.find(']');
@@ -170,7 +162,111 @@ absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest) {
     }
     url.port = port;
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<RedisUrl> ParseTcp(absl::string_view rest) {
+  RedisUrl url;
+  url.transport = RedisUrl::Transport::kTcp;
+  if (absl::Status s = ParseUserInfo(&rest, &url); !s.ok()) return s;
+  if (rest.find('?') != absl::string_view::npos) {
+    return UrlError("redis:// URLs take the database as a path (/N), not ?");
+  }
+  const size_t slash = rest.find('/');
+  absl::string_view hostport = rest.substr(0, slash);
+  if (slash != absl::string_view::npos) {
+    absl::string_view path = rest.substr(slash + 1);
+    if (!path.empty()) {
+      absl::StatusOr<int> db = ParseDb(path);
+      if (!db.ok()) return db.status();
+      url.db = *db;
+    }
+  }
+  if (absl::Status s = ParseHostPort(hostport, &url); !s.ok()) return s;
   return url;
+}
+
+// Parses "host:port,host:port,..." after the user info of a Sentinel or
+// Cluster URL into one RedisUrl per host, each with `credentials`' user,
+// password and db.
+absl::StatusOr<std::vector<RedisUrl>> ParseHostList(
+    absl::string_view list, int default_port, const RedisUrl& credentials) {
+  std::vector<RedisUrl> hosts;
+  if (list.empty()) return UrlError("missing host list");
+  size_t start = 0;
+  while (true) {
+    const size_t comma = list.find(',', start);
+    absl::string_view hostport = list.substr(
+        start, comma == absl::string_view::npos ? absl::string_view::npos
+                                                : comma - start);
+    if (hostport.empty()) return UrlError("empty host in the host list");
+    RedisUrl host = credentials;
+    host.transport = RedisUrl::Transport::kTcp;
+    host.port = default_port;
+    if (absl::Status s = ParseHostPort(hostport, &host); !s.ok()) return s;
+    hosts.push_back(std::move(host));
+    if (hosts.size() > 64) return UrlError("more than 64 hosts");
+    if (comma == absl::string_view::npos) break;
+    start = comma + 1;
+  }
+  return hosts;
+}
+
+bool IsMasterNameChar(char c) {
+  return absl::ascii_isalnum(c) || c == '.' || c == '_' || c == '-';
+}
+
+absl::StatusOr<RedisDeployment> ParseSentinel(absl::string_view rest) {
+  RedisDeployment d;
+  d.kind = RedisDeployment::Kind::kSentinel;
+  d.server.transport = RedisUrl::Transport::kTcp;
+  if (absl::Status s = ParseUserInfo(&rest, &d.server); !s.ok()) return s;
+  const size_t slash = rest.find('/');
+  if (slash == absl::string_view::npos) {
+    return UrlError("redis-sentinel:// needs the master name: /MASTER_NAME");
+  }
+  absl::string_view path = rest.substr(slash + 1);
+  const size_t question = path.find('?');
+  absl::string_view name = path.substr(0, question);
+  if (question != absl::string_view::npos) {
+    absl::string_view query = path.substr(question + 1);
+    if (!absl::StartsWith(query, "db=")) {
+      return UrlError("the only query parameter allowed is db=N");
+    }
+    absl::StatusOr<int> db = ParseDb(query.substr(3));
+    if (!db.ok()) return db.status();
+    d.server.db = *db;
+  }
+  if (name.empty() || name.size() > 128 ||
+      !std::all_of(name.begin(), name.end(), IsMasterNameChar)) {
+    return UrlError(
+        "the master name must be 1-128 letters, digits, '.', '_' or '-'");
+  }
+  d.master_name = std::string(name);
+  absl::StatusOr<std::vector<RedisUrl>> hosts =
+      ParseHostList(rest.substr(0, slash), 26379, d.server);
+  if (!hosts.ok()) return hosts.status();
+  d.hosts = *std::move(hosts);
+  return d;
+}
+
+absl::StatusOr<RedisDeployment> ParseCluster(absl::string_view rest) {
+  RedisDeployment d;
+  d.kind = RedisDeployment::Kind::kCluster;
+  d.server.transport = RedisUrl::Transport::kTcp;
+  if (absl::Status s = ParseUserInfo(&rest, &d.server); !s.ok()) return s;
+  if (rest.find('?') != absl::string_view::npos) {
+    return UrlError("redis-cluster:// URLs take no query parameters");
+  }
+  const size_t slash = rest.find('/');
+  if (slash != absl::string_view::npos && slash + 1 < rest.size()) {
+    return UrlError("Redis Cluster has only database 0: remove the /db");
+  }
+  absl::StatusOr<std::vector<RedisUrl>> hosts =
+      ParseHostList(rest.substr(0, slash), 6379, d.server);
+  if (!hosts.ok()) return hosts.status();
+  d.hosts = *std::move(hosts);
+  return d;
 }
 
 absl::StatusOr<RedisUrl> ParseUnix(absl::string_view rest) {
@@ -237,6 +333,38 @@ absl::StatusOr<RedisUrl> ParseRedisUrl(absl::string_view url) {
         "or a local TLS tunnel");
   }
   return UrlError("unknown scheme");
+}
+
+std::string RedisDeployment::Redacted() const {
+  if (kind == Kind::kStandalone) return server.Redacted();
+  std::string out =
+      kind == Kind::kSentinel ? "redis-sentinel://" : "redis-cluster://";
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    const bool ipv6 = hosts[i].host.find(':') != std::string::npos;
+    absl::StrAppend(&out, i == 0 ? "" : ",", ipv6 ? "[" : "", hosts[i].host,
+                    ipv6 ? "]" : "", ":", hosts[i].port);
+  }
+  if (kind == Kind::kSentinel) {
+    absl::StrAppend(&out, "/", master_name, "?db=", server.db);
+  }
+  return out;
+}
+
+absl::StatusOr<RedisDeployment> ParseRedisDeployment(absl::string_view url) {
+  if (url.find('#') != absl::string_view::npos) {
+    return UrlError("fragments (#) are not allowed");
+  }
+  if (absl::StartsWith(url, kSentinelScheme)) {
+    return ParseSentinel(url.substr(kSentinelScheme.size()));
+  }
+  if (absl::StartsWith(url, kClusterScheme)) {
+    return ParseCluster(url.substr(kClusterScheme.size()));
+  }
+  absl::StatusOr<RedisUrl> server = ParseRedisUrl(url);
+  if (!server.ok()) return server.status();
+  RedisDeployment d;
+  d.server = *std::move(server);
+  return d;
 }
 
 absl::StatusOr<std::vector<std::string>> ResolveRedisHost(

@@ -4,6 +4,8 @@
 //   redis://[user:password@]host[:port][/db]
 //   unix://[user:password@]/path/to/redis.sock[?db=N]
 //
+// and of a Sentinel or Cluster deployment (RedisDeployment below).
+//
 // User and password may be percent-encoded (RFC 3986), so a password can hold
 // '@', ':' or '/'. An IPv6 host is written in brackets: redis://[::1]:6379.
 // TLS (rediss://) is not supported by hiredis 0.14; reach a remote Redis
@@ -46,6 +48,37 @@ struct RedisUrl {
 // Parses `url`. Returns kInvalidArgument naming the problem (the message never
 // contains the password).
 absl::StatusOr<RedisUrl> ParseRedisUrl(absl::string_view url);
+
+// A Redis deployment given to --store: one server (redis://, unix://), or
+//
+//   redis-sentinel://[user:password@]host1:26379,host2:26379/MASTER[?db=N]
+//   redis-cluster://[user:password@]host1:7000,host2:7001,...
+//
+// The sentinels (default port 26379) find the master named MASTER; the
+// cluster nodes (default port 6379) are seeds for the slot map. The user and
+// password authenticate to every Redis node and to the sentinels alike.
+// Copyable value type.
+struct RedisDeployment {
+  enum class Kind { kStandalone, kSentinel, kCluster };
+
+  Kind kind = Kind::kStandalone;
+  // kStandalone: the server. kSentinel and kCluster: the credentials and
+  // database (always 0 for kCluster) used for every node; host and port are
+  // unused.
+  RedisUrl server;
+  // kSentinel: the sentinels; kCluster: the seed nodes. Each has the
+  // credentials of `server`.
+  std::vector<RedisUrl> hosts;
+  // kSentinel: the name of the master the sentinels monitor.
+  std::string master_name;
+
+  // Returns the URL without user or password. Safe to log.
+  std::string Redacted() const;
+};
+
+// Parses any of the URL forms above. Returns kInvalidArgument naming the
+// problem (never the password).
+absl::StatusOr<RedisDeployment> ParseRedisDeployment(absl::string_view url);
 
 // Resolves `host` once, now, to the numeric addresses to connect to (at most
 // four, IPv4 first), so that connecting later never blocks in getaddrinfo.

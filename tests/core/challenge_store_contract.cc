@@ -498,6 +498,21 @@ TEST_P(ChallengeStoreContractTest, AppendOutcomeKeepsTheNewestEvents) {
   EXPECT_EQ(got->used_transaction_id, "tx-o");
 }
 
+TEST_P(ChallengeStoreContractTest, FailuresAreCountedPerDeviceInAWindow) {
+  EXPECT_THAT(store_->FailureCount("dev-f", Now()), IsOkAndHolds(0));
+  EXPECT_THAT(store_->CountFailure("dev-f", absl::Milliseconds(300), Now()),
+              IsOkAndHolds(1));
+  EXPECT_THAT(store_->CountFailure("dev-f", absl::Milliseconds(300), Now()),
+              IsOkAndHolds(2));
+  EXPECT_THAT(store_->CountFailure("dev-g", absl::Milliseconds(300), Now()),
+              IsOkAndHolds(1));
+  EXPECT_THAT(store_->FailureCount("dev-f", Now()), IsOkAndHolds(2));
+  Advance(absl::Milliseconds(500));
+  EXPECT_THAT(store_->FailureCount("dev-f", Now()), IsOkAndHolds(0));
+  EXPECT_THAT(store_->CountFailure("dev-f", absl::Milliseconds(300), Now()),
+              IsOkAndHolds(1));
+}
+
 TEST_P(ChallengeStoreContractTest, PingSucceeds) {
   EXPECT_THAT(store_->Ping(), IsOk());
 }

@@ -41,7 +41,7 @@ TEST_F(HttpServerLifecycleTest, RefusesInconsistentOptions) {
               StatusIs(absl::StatusCode::kInvalidArgument));
   bad = options_;
   bad.users_file.clear();
-  bad.stepca_secret_file.clear();
+  bad.ndes_ca_cert_file = "ca.pem";
   EXPECT_THAT(HttpServer::Start(bad, authority_.get()),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--http-users-file")));

@@ -96,20 +96,34 @@ TEST(StepCaTimestampTest, RefusesMalformedTimestamps) {
   }
 }
 
-TEST(StepCaSecretFileTest, LoadsBase64AndRefusesBadFiles) {
+TEST(StepCaSecretFileTest, LoadsOneSecretALineAndRefusesBadFiles) {
   const std::string dir = MakeTempDir();
-  absl::StatusOr<SecretBytes> key = LoadStepCaSecretFile(
+  absl::StatusOr<std::vector<SecretBytes>> keys = LoadStepCaSecretFile(
       WriteTestFile(dir, "ok", absl::StrCat(" ", kDocSecretBase64, "\n")));
-  ASSERT_THAT(key, IsOk());
-  EXPECT_EQ(key->view(), kDocSecret);
+  ASSERT_THAT(keys, IsOk());
+  ASSERT_EQ(keys->size(), 1u);
+  EXPECT_EQ((*keys)[0].view(), kDocSecret);
+  keys = LoadStepCaSecretFile(WriteTestFile(
+      dir, "two",
+      absl::StrCat("# SCEPCHALLENGE hook\n", kDocSecretBase64,
+                   "\n\n# NOTIFYING hook\n",
+                   Base64Encode("another-secret-of-the-notify-hook"), "\n")));
+  ASSERT_THAT(keys, IsOk());
+  ASSERT_EQ(keys->size(), 2u);
+  EXPECT_EQ((*keys)[1].view(), "another-secret-of-the-notify-hook");
   EXPECT_THAT(
       LoadStepCaSecretFile(WriteTestFile(dir, "open", kDocSecretBase64, 0644)),
       StatusIs(absl::StatusCode::kFailedPrecondition));
-  EXPECT_THAT(LoadStepCaSecretFile(WriteTestFile(dir, "notb64", "not base64!")),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(
+      LoadStepCaSecretFile(WriteTestFile(
+          dir, "notb64", absl::StrCat(kDocSecretBase64, "\nnot base64!\n"))),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("line 2")));
   EXPECT_THAT(LoadStepCaSecretFile(
                   WriteTestFile(dir, "short", Base64Encode("too short"))),
               StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(LoadStepCaSecretFile(WriteTestFile(dir, "empty", "# none\n")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("no step-ca webhook secret")));
   EXPECT_THAT(LoadStepCaSecretFile(absl::StrCat(dir, "/missing")),
               StatusIs(absl::StatusCode::kNotFound));
 }
@@ -418,6 +432,25 @@ TEST_F(StepCaEndpointTest, NotifyFailureRecordsTheError) {
   EXPECT_FALSE(record->outcomes[0].issued);
   EXPECT_EQ(record->outcomes[0].failure,
             "error signing certificate: template error");
+}
+
+TEST_F(StepCaEndpointTest, AcceptsTheSecretOfEachHookInTheFile) {
+  const std::string notify_secret = "the-notify-hook-secret-0123456789";
+  WriteTestFile(
+      dir_, "stepca-secret",
+      absl::StrCat(kDocSecretBase64, "\n", Base64Encode(notify_secret), "\n"));
+  server_.reset();
+  ASSERT_NO_FATAL_FAILURE(StartServer());
+  const std::string body = absl::StrCat("{\"timestamp\":\"", Now(),
+                                        "\",\"scepTransactionID\":\"x\","
+                                        "\"scepErrorDescription\":\"boom\"}");
+  for (const std::string& key : {std::string(kDocSecret), notify_secret}) {
+    absl::StatusOr<RawResponse> r = RawHttpExchange(
+        server_->port(), GoRequest(server_->port(), "/step-ca/notify", body,
+                                   StepCaSignature(key, body)));
+    ASSERT_THAT(r, IsOk());
+    EXPECT_EQ(r->status, 200);
+  }
 }
 
 TEST_F(StepCaEndpointTest, NotifyAnswersAllowForUnknownTransactionsButNot401s) {

@@ -77,6 +77,15 @@ class ForwardingChallengeStore : public ChallengeStore {
                              absl::Time now) override {
     return inner_->AppendOutcome(id, event, now);
   }
+  absl::StatusOr<int64_t> CountFailure(absl::string_view device_id,
+                                       absl::Duration window,
+                                       absl::Time now) override {
+    return inner_->CountFailure(device_id, window, now);
+  }
+  absl::StatusOr<int64_t> FailureCount(absl::string_view device_id,
+                                       absl::Time now) override {
+    return inner_->FailureCount(device_id, now);
+  }
   absl::Status Delete(absl::string_view id) override {
     return inner_->Delete(id);
   }
