@@ -453,12 +453,19 @@ int Get(const Globals& g, const std::vector<std::string>& args, Io io) {
 }
 
 int List(const Globals& g, const std::vector<std::string>& args, Io io) {
-  std::string device, user;
+  std::string device, user, state, kind;
   int page_size = 100;
-  FlagSet flags("challengectl list (--device ID | --user ID)",
-                "Lists a device's or user's challenges (all pages).");
+  FlagSet flags(
+      "challengectl list (--device ID | --user ID) [--state STATE] [--kind "
+      "KIND]",
+      "Lists a device's or user's challenges (all pages) as a table, or as "
+      "JSON\nwith --json. --state keeps one of pending, used, revoked, "
+      "expired;\n--kind keeps one-time or signed (signed challenges are "
+      "listed once used\nor revoked).");
   flags.String("device", &device, "device id");
   flags.String("user", &user, "user id");
+  flags.String("state", &state, "pending | used | revoked | expired");
+  flags.String("kind", &kind, "one-time | signed");
   flags.Int("page-size", &page_size, "challenges fetched per call");
   std::vector<std::string> rest;
   if (int rc = ParseCommandFlags(flags, args, io, "list", &rest, 0); rc >= 0) {
@@ -468,6 +475,14 @@ int List(const Globals& g, const std::vector<std::string>& args, Io io) {
     return UsageError(io, "list",
                       "exactly one of --device and --user is "
                       "required");
+  }
+  if (!state.empty() && state != "pending" && state != "used" &&
+      state != "revoked" && state != "expired") {
+    return UsageError(io, "list",
+                      "--state must be pending, used, revoked or expired");
+  }
+  if (!kind.empty() && kind != "one-time" && kind != "signed") {
+    return UsageError(io, "list", "--kind must be one-time or signed");
   }
   auto client = Connect(g);
   if (!client.ok()) return Fail(io, "list", client.status());
@@ -479,7 +494,11 @@ int List(const Globals& g, const std::vector<std::string>& args, Io io) {
   do {
     auto page = (*client)->ListChallenges(request);
     if (!page.ok()) return Fail(io, "list", page.status());
-    for (const auto& c : page->challenges()) *all.add_challenges() = c;
+    for (const auto& c : page->challenges()) {
+      if (!state.empty() && StateText(c.state()) != state) continue;
+      if (!kind.empty() && KindText(c.kind()) != kind) continue;
+      *all.add_challenges() = c;
+    }
     request.set_page_token(page->next_page_token());
   } while (!request.page_token().empty());
   if (g.json) {
@@ -775,7 +794,7 @@ int Doctor(const Globals& g, const std::vector<std::string>& args, Io io) {
   bool json = false;
   FlagSet flags(
       "challengectl [--server HOST:PORT] doctor --scep-url URL [--scep-ca "
-      "FILE] [--challenge C] [--ca-fingerprint HEX] [--json]",
+      "FILE] [--challenge C] [--ca-fingerprint HEX] [--timeout D] [--json]",
       kDoctorHelp);
   flags.String("scep-url", &options.scep_url,
                "the SCEP URL as in the devices' profile (required)");
@@ -844,7 +863,8 @@ int Mobileconfig(const Globals& g, const std::vector<std::string>& args,
   FlagSet flags(
       "challengectl [--server HOST:PORT] mobileconfig --scep-url URL "
       "--device ID [--user ID] [--cn NAME] [--dns NAME]... [--kind "
-      "one-time|signed] [--key-size 2048] [--name TEXT] [--ttl D] --out FILE",
+      "one-time|signed] [--key-size 2048] [--name TEXT] [--ca-name TEXT] "
+      "[--ttl D] --out FILE",
       kMobileconfigHelp);
   flags.String("scep-url", &o.scep_url, "the SCEP URL devices use (required)");
   flags.String("device", &o.device_id, "device id (required)");

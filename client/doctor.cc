@@ -1396,7 +1396,7 @@ Check ChallengeCheckFromValidate(
   const std::string id = "authority.challenge";
   if (!response.ok()) {
     return Fail(id,
-                absl::StrCat("the authority did not answer: ",
+                absl::StrCat("no verdict from the authority: ",
                              absl::StatusCodeToString(response.status().code()),
                              ": ", response.status().message()),
                 "check --server and the TLS flags given before 'doctor'");

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "service/core/log.h"
 #include "service/core/status_macros.h"
 
@@ -54,12 +55,12 @@ class UnaryCallSlot final : public internal::AsyncCallSlot {
 
   UnaryCallSlot(v1::ChallengeAuthority::AsyncService* async_service,
                 ChallengeService* service, grpc::ServerCompletionQueue* queue,
-                const std::atomic<bool>* stopping, RequestMethod request,
+                internal::ServingState* serving, RequestMethod request,
                 Handler handler)
       : async_service_(async_service),
         service_(service),
         queue_(queue),
-        stopping_(stopping),
+        serving_(serving),
         request_method_(request),
         handler_(handler) {}
 
@@ -75,9 +76,19 @@ class UnaryCallSlot final : public internal::AsyncCallSlot {
   }
 
   void Proceed(bool ok) override {
+    // Counted before `stopping` is read (both sequentially consistent), so
+    // Shutdown() either sees this thread running or this thread sees
+    // `stopping`.
+    serving_->running.fetch_add(1);
+    ProceedCounted(ok);
+    serving_->running.fetch_sub(1);
+  }
+
+ private:
+  void ProceedCounted(bool ok) {
     if (answering_) {
       // The answer went out (or the caller went away): take the next call.
-      if (!stopping_->load(std::memory_order_acquire)) Await();
+      if (!serving_->stopping.load()) Await();
       return;
     }
     if (!ok) return;  // The server is shutting down.
@@ -91,11 +102,10 @@ class UnaryCallSlot final : public internal::AsyncCallSlot {
     }
   }
 
- private:
   v1::ChallengeAuthority::AsyncService* const async_service_;
   ChallengeService* const service_;
   grpc::ServerCompletionQueue* const queue_;
-  const std::atomic<bool>* const stopping_;
+  internal::ServingState* const serving_;
   const RequestMethod request_method_;
   const Handler handler_;
   std::optional<grpc::ServerContext> context_;
@@ -109,11 +119,11 @@ template <typename Request, typename Response>
 std::unique_ptr<internal::AsyncCallSlot> MakeSlot(
     v1::ChallengeAuthority::AsyncService* async_service,
     ChallengeService* service, grpc::ServerCompletionQueue* queue,
-    const std::atomic<bool>* stopping,
+    internal::ServingState* serving,
     typename UnaryCallSlot<Request, Response>::RequestMethod request,
     typename UnaryCallSlot<Request, Response>::Handler handler) {
   return std::make_unique<UnaryCallSlot<Request, Response>>(
-      async_service, service, queue, stopping, request, handler);
+      async_service, service, queue, serving, request, handler);
 }
 
 absl::StatusOr<std::string> ReadPem(const std::string& path,
@@ -154,16 +164,8 @@ void ApplyServerSettings(const ServerOptions& options,
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60'000);
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20'000);
   grpc::ResourceQuota quota("scepca");
-  int max_threads = options.max_threads;
-  if (const char* e = getenv("XQ_THREADS")) max_threads = atoi(e);
-  quota.SetMaxThreads(max_threads);
+  quota.SetMaxThreads(options.max_threads);
   builder->SetResourceQuota(quota);
-  if (const char* e = getenv("XQ_MIN"))
-    builder->SetSyncServerOption(grpc::ServerBuilder::MIN_POLLERS, atoi(e));
-  if (const char* e = getenv("XQ_MAX"))
-    builder->SetSyncServerOption(grpc::ServerBuilder::MAX_POLLERS, atoi(e));
-  if (const char* e = getenv("XQ_CQS"))
-    builder->SetSyncServerOption(grpc::ServerBuilder::NUM_CQS, atoi(e));
 }
 
 bool IsLoopbackAddress(absl::string_view listen) {
@@ -233,7 +235,7 @@ absl::StatusOr<std::unique_ptr<AuthorityServer>> AuthorityServer::Start(
   const int threads = std::max(1, options.max_threads);
   const int queues = std::min(threads, options.completion_queues > 0
                                            ? options.completion_queues
-                                           : (threads + 15) / 16);
+                                           : (threads + 63) / 64);
   for (int i = 0; i < queues; ++i) {
     server->queues_.push_back(builder.AddCompletionQueue());
   }
@@ -260,24 +262,24 @@ void AuthorityServer::StartServing(int threads) {
       using C = ChallengeService;
       slots_.push_back(
           MakeSlot<v1::IssueChallengeRequest, v1::IssueChallengeResponse>(
-              &async_service_, &service_, cq, &stopping_,
+              &async_service_, &service_, cq, &serving_,
               &S::RequestIssueChallenge, &C::IssueChallenge));
       slots_.push_back(MakeSlot<v1::ValidateRequest, v1::ValidateResponse>(
-          &async_service_, &service_, cq, &stopping_, &S::RequestValidate,
+          &async_service_, &service_, cq, &serving_, &S::RequestValidate,
           &C::Validate));
       slots_.push_back(MakeSlot<v1::RevokeRequest, v1::RevokeResponse>(
-          &async_service_, &service_, cq, &stopping_, &S::RequestRevoke,
+          &async_service_, &service_, cq, &serving_, &S::RequestRevoke,
           &C::Revoke));
       slots_.push_back(MakeSlot<v1::GetChallengeRequest, v1::ChallengeInfo>(
-          &async_service_, &service_, cq, &stopping_, &S::RequestGetChallenge,
+          &async_service_, &service_, cq, &serving_, &S::RequestGetChallenge,
           &C::GetChallenge));
       slots_.push_back(
           MakeSlot<v1::ListChallengesRequest, v1::ListChallengesResponse>(
-              &async_service_, &service_, cq, &stopping_,
+              &async_service_, &service_, cq, &serving_,
               &S::RequestListChallenges, &C::ListChallenges));
       slots_.push_back(
           MakeSlot<v1::NotifyOutcomeRequest, v1::NotifyOutcomeResponse>(
-              &async_service_, &service_, cq, &stopping_,
+              &async_service_, &service_, cq, &serving_,
               &S::RequestNotifyOutcome, &C::NotifyOutcome));
     }
   }
@@ -328,13 +330,17 @@ void AuthorityServer::Shutdown(absl::Duration grace) {
   }
   stop_.Notify();
   if (health_thread_.joinable()) health_thread_.join();
-  stopping_.store(true, std::memory_order_release);
+  serving_.stopping.store(true);
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->Shutdown();
     // Serving threads keep running calls in flight until they finish or the
-    // grace period ends; then the queues are drained.
+    // grace period ends (then gRPC cancels them).
     server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
   }
+  // A call whose handler still runs (it may wait for the store up to its
+  // timeouts) answers on its queue: shut the queues down only after it did,
+  // as gRPC's synchronous server waited for its handlers.
+  while (serving_.running.load() > 0) absl::SleepFor(absl::Milliseconds(1));
   for (auto& cq : queues_) cq->Shutdown();
   if (serving_threads_.empty()) {
     // Never served: drain the queues here.

@@ -35,6 +35,16 @@ namespace scepca {
 
 namespace internal {
 class AsyncCallSlot;
+
+// What the serving threads share with Shutdown(). Thread-safe.
+struct ServingState {
+  // Set when shutting down: finished calls no longer ask for new ones.
+  std::atomic<bool> stopping{false};
+  // Serving threads inside AsyncCallSlot::Proceed(); the queues are shut down
+  // only once it is 0 with `stopping` set, so that no thread starts an
+  // operation on a queue that is shut down.
+  std::atomic<int> running{0};
+};
 }  // namespace internal
 
 struct ServerOptions {
@@ -46,7 +56,7 @@ struct ServerOptions {
   // blocking on the store), and the most threads gRPC may start for its own
   // synchronous services (reflection).
   int max_threads = 64;
-  // Completion queues the serving threads share (0: one per 16 threads).
+  // Completion queues the serving threads share (0: one per 64 threads).
   int completion_queues = 0;
   // How often the store's health is checked for grpc.health.v1.
   absl::Duration health_interval = absl::Seconds(1);
@@ -110,8 +120,7 @@ class AuthorityServer {
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;
   std::vector<std::unique_ptr<internal::AsyncCallSlot>> slots_;
   std::vector<std::thread> serving_threads_;
-  // Set when shutting down: finished calls no longer ask for new ones.
-  std::atomic<bool> stopping_{false};
+  internal::ServingState serving_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
   absl::Notification stop_;

@@ -865,8 +865,8 @@ std::string RedisChallengeStore::FailureKey(absl::string_view device_id) const {
 absl::StatusOr<int64_t> RedisChallengeStore::CountFailure(
     absl::string_view device_id, absl::Duration window, absl::Time /*now*/) {
   const std::string key = FailureKey(device_id);
-  const std::string ms = absl::StrCat(
-      std::max<int64_t>(1, absl::ToInt64Milliseconds(window)));
+  const std::string ms =
+      absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(window)));
   // INCR then PEXPIRE NX: the window starts with its first failure.
   SCEPCA_ASSIGN_OR_RETURN(
       std::vector<RedisReply> replies,

@@ -4,27 +4,35 @@
 //   Empty: the cheapest unary call gRPC can serve.
 //   Get:   the same plus one Redis GET.
 //
-// --api sync serves them on gRPC's synchronous API with the authority's own
-// transport and thread settings (ApplyServerSettings() of AuthorityServer),
-// each GET on a connection borrowed from a pool, as the authority's store
-// does. --api callback serves them on the callback API, each GET sent over
-// one shared, pipelined Redis connection (the fastest design for one
-// process): the "physical limit" of this machine.
+// Every variant uses the authority's transport settings
+// (ApplyServerSettings() of AuthorityServer):
+//   --api async     the authority's threading: `--max-threads` serving
+//                   threads take calls from completion queues and run each to
+//                   its end, the GET blocking on a connection borrowed from a
+//                   pool (as the authority's Redis store does). The matching
+//                   baseline of the authority.
+//   --api sync      gRPC's synchronous server with the same thread quota:
+//                   what the authority used before (for the before/after).
+//   --api callback  the callback API, each GET sent over one shared,
+//                   pipelined Redis connection (no thread blocks): the
+//                   fastest design for one process, the "physical limit".
+#include <grpcpp/grpcpp.h>
 #include <hiredis/hiredis.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
 #include <iostream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -39,11 +47,12 @@ namespace v1 = ::scepca::bench::v1;
 
 struct Flags {
   std::string listen = "127.0.0.1:0";
-  std::string api = "sync";  // sync | callback
-  std::string redis_host;    // Empty: Get answers UNAVAILABLE.
+  std::string api = "async";  // async | sync | callback
+  std::string redis_host;     // Empty: Get answers UNAVAILABLE.
   int redis_port = 6379;
   std::string redis_socket;  // Unix socket; wins over host/port.
   int max_threads = ServerOptions().max_threads;
+  int completion_queues = ServerOptions().completion_queues;
   int pipelines = 1;  // callback: pipelined Redis connections.
 };
 
@@ -192,8 +201,8 @@ class PipelinedConnection {
       for (const Pending& p : batch) {
         const char* argv[] = {"GET", p.key.data()};
         const size_t lengths[] = {3, p.key.size()};
-        if (ok && redisAppendCommandArgv(context_, 2, argv, lengths) !=
-                      REDIS_OK) {
+        if (ok &&
+            redisAppendCommandArgv(context_, 2, argv, lengths) != REDIS_OK) {
           ok = false;
         }
       }
@@ -268,6 +277,82 @@ class CallbackBaseline final : public v1::Baseline::CallbackService {
   std::atomic<size_t> next_{0};
 };
 
+// The authority's serving model (authority_server.cc) for the baseline
+// methods: a slot per waiting call, run to its end by the serving thread
+// that takes it from the queue.
+class AsyncSlot {
+ public:
+  AsyncSlot(v1::Baseline::AsyncService* service, BlockingPool* pool,
+            grpc::ServerCompletionQueue* queue, bool get,
+            const std::atomic<bool>* stopping)
+      : service_(service),
+        pool_(pool),
+        queue_(queue),
+        get_(get),
+        stopping_(stopping) {}
+
+  void Await() {
+    empty_writer_.reset();
+    get_writer_.reset();
+    context_.emplace();
+    get_request_.Clear();
+    get_response_.Clear();
+    answering_ = false;
+    if (get_) {
+      get_writer_.emplace(&*context_);
+      service_->RequestGet(&*context_, &get_request_, &*get_writer_, queue_,
+                           queue_, this);
+    } else {
+      empty_writer_.emplace(&*context_);
+      service_->RequestEmpty(&*context_, &empty_request_, &*empty_writer_,
+                             queue_, queue_, this);
+    }
+  }
+
+  void Proceed(bool ok) {
+    if (answering_) {
+      if (!stopping_->load()) Await();
+      return;
+    }
+    if (!ok) return;
+    answering_ = true;
+    if (!get_) {
+      empty_writer_->Finish(empty_response_, grpc::Status::OK, this);
+      return;
+    }
+    grpc::Status status = grpc::Status::OK;
+    redisContext* c = pool_ == nullptr ? nullptr : pool_->Borrow();
+    if (c == nullptr) {
+      status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "no Redis");
+    } else {
+      const bool got =
+          BlockingGet(c, get_request_.key(), get_response_.mutable_value());
+      pool_->Return(c, got);
+      if (!got) status = grpc::Status(grpc::StatusCode::UNAVAILABLE, "Redis");
+    }
+    if (status.ok()) {
+      get_writer_->Finish(get_response_, status, this);
+    } else {
+      get_writer_->FinishWithError(status, this);
+    }
+  }
+
+ private:
+  v1::Baseline::AsyncService* const service_;
+  BlockingPool* const pool_;
+  grpc::ServerCompletionQueue* const queue_;
+  const bool get_;
+  const std::atomic<bool>* const stopping_;
+  std::optional<grpc::ServerContext> context_;
+  std::optional<grpc::ServerAsyncResponseWriter<v1::EmptyMessage>>
+      empty_writer_;
+  std::optional<grpc::ServerAsyncResponseWriter<v1::GetResponse>> get_writer_;
+  v1::EmptyMessage empty_request_, empty_response_;
+  v1::GetRequest get_request_;
+  v1::GetResponse get_response_;
+  bool answering_ = false;
+};
+
 bool ParseFlags(int argc, char** argv, Flags* flags) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
@@ -283,7 +368,7 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->listen = value;
     } else if (name == "api") {
       flags->api = value;
-      ok = value == "sync" || value == "callback";
+      ok = value == "async" || value == "sync" || value == "callback";
     } else if (name == "redis-host") {
       flags->redis_host = value;
     } else if (name == "redis-port") {
@@ -292,6 +377,8 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       flags->redis_socket = value;
     } else if (name == "max-threads") {
       ok = absl::SimpleAtoi(value, &flags->max_threads);
+    } else if (name == "completion-queues") {
+      ok = absl::SimpleAtoi(value, &flags->completion_queues);
     } else if (name == "pipelines") {
       ok = absl::SimpleAtoi(value, &flags->pipelines) && flags->pipelines > 0;
     } else {
@@ -320,7 +407,10 @@ int Run(int argc, char** argv) {
   std::unique_ptr<BlockingPool> pool;
   std::vector<std::unique_ptr<PipelinedConnection>> pipelines;
   std::unique_ptr<grpc::Service> service;
-  if (flags.api == "sync") {
+  v1::Baseline::AsyncService async_service;
+  if (flags.api == "async") {
+    if (with_redis) pool = std::make_unique<BlockingPool>(flags);
+  } else if (flags.api == "sync") {
     if (with_redis) pool = std::make_unique<BlockingPool>(flags);
     service = std::make_unique<SyncBaseline>(pool.get());
   } else {
@@ -340,18 +430,55 @@ int Run(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(flags.listen, grpc::InsecureServerCredentials(),
                            &port);
-  builder.RegisterService(service.get());
+  builder.RegisterService(service != nullptr
+                              ? static_cast<grpc::Service*>(service.get())
+                              : &async_service);
   ApplyServerSettings(options, &builder);
+  // As AuthorityServer::Start: threads, queues, one waiting call per method
+  // and thread.
+  const int threads = std::max(1, flags.max_threads);
+  const int queue_count = flags.api != "async"
+                              ? 0
+                              : std::min(threads, flags.completion_queues > 0
+                                                      ? flags.completion_queues
+                                                      : (threads + 63) / 64);
+  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues;
+  for (int i = 0; i < queue_count; ++i) {
+    queues.push_back(builder.AddCompletionQueue());
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     std::cerr << "baseline: cannot listen on " << flags.listen << "\n";
     return 1;
   }
+  std::atomic<bool> stopping{false};
+  std::vector<std::unique_ptr<AsyncSlot>> slots;
+  std::vector<std::thread> serving;
+  for (int q = 0; q < queue_count; ++q) {
+    const int per_queue = (threads + queue_count - 1 - q) / queue_count;
+    for (int i = 0; i < per_queue; ++i) {
+      for (bool get : {false, true}) {
+        slots.push_back(std::make_unique<AsyncSlot>(
+            &async_service, pool.get(), queues[q].get(), get, &stopping));
+      }
+    }
+  }
+  for (auto& slot : slots) slot->Await();
+  for (int i = 0; i < threads && queue_count > 0; ++i) {
+    serving.emplace_back([cq = queues[i % queue_count].get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq->Next(&tag, &ok)) static_cast<AsyncSlot*>(tag)->Proceed(ok);
+    });
+  }
   std::cout << "baseline listening on port " << port << " (api " << flags.api
             << (with_redis ? ", with Redis" : "") << ")" << std::endl;
   int received = 0;
   sigwait(&signals, &received);
+  stopping = true;
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  for (auto& cq : queues) cq->Shutdown();
+  for (std::thread& t : serving) t.join();
   server->Wait();
   return 0;
 }

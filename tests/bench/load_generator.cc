@@ -15,7 +15,8 @@
 //                                 made before the measurement)
 //   --rpc=validate_signed         tokens minted with --hmac-keys=FILE (the
 //                                 codec and key the server uses; signed
-//                                 issue touches no store) or --preissue=N
+//                                 issue touches no store; --pool=N of them)
+//                                 or --preissue=N
 //   --rpc=mix                     each slot: issue one-time, validate it,
 //                                 issue signed, validate it
 //   --csr                         Validate with a CSR (EC P-256) carrying the
@@ -23,9 +24,12 @@
 //   --tx                          Validate with a fresh transaction id
 //   --target=inprocess            an in-process authority on the in-memory
 //                                 store (the smoke test)
+//   --watch=NAME:PID,...          also report the CPU time each of these
+//                                 processes used per call in the window
 //
 // Exit code: 0 if calls completed without errors or refusals, 1 otherwise,
 // 2 for bad flags.
+#include <grpcpp/grpcpp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,16 +39,14 @@
 #include <condition_variable>
 #include <cstdint>
 #include <fstream>
-#include <iterator>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -96,6 +98,8 @@ struct Options {
   std::string challenges_file;
   std::string hmac_keys;
   int64_t preissue = 0;
+  // Signed tokens minted with --hmac-keys (0: enough for 60,000 calls/s).
+  int64_t pool = 0;
   std::string get_key = "bench:value";
   std::string label;
   double deadline_s = 10;
@@ -226,8 +230,7 @@ class LoadRun {
     active_ = static_cast<int>(slots.size());
     // Samples CPU times at the start and the end of the window.
     std::vector<std::pair<std::string, int>> watched = {{"client", 0}};
-    watched.insert(watched.end(), options_.watch.begin(),
-                   options_.watch.end());
+    watched.insert(watched.end(), options_.watch.begin(), options_.watch.end());
     std::vector<double> cpu_start(watched.size(), -1);
     std::vector<double> cpu_end(watched.size(), -1);
     std::thread sampler;
@@ -302,10 +305,9 @@ class LoadRun {
       return;
     }
     slot->context = std::make_unique<grpc::ClientContext>();
-    slot->context->set_deadline(
-        std::chrono::system_clock::now() +
-        std::chrono::milliseconds(
-            static_cast<int64_t>(options_.deadline_s * 1000)));
+    slot->context->set_deadline(std::chrono::system_clock::now() +
+                                std::chrono::milliseconds(static_cast<int64_t>(
+                                    options_.deadline_s * 1000)));
     slot->start_ns = NowNs();
     auto done = [slot](grpc::Status status) {
       slot->run->Done(slot, std::move(status));
@@ -404,9 +406,9 @@ class LoadRun {
                              status.error_message());
     } else if (slot->op == Op::kValidate && !slot->validate_response.valid()) {
       refused = true;
-      problem = absl::StrCat("refused: reason ",
-                             slot->validate_response.reason(), ": ",
-                             slot->validate_response.message());
+      problem =
+          absl::StrCat("refused: reason ", slot->validate_response.reason(),
+                       ": ", slot->validate_response.message());
     }
     if (slot->op == Op::kIssueOneTime || slot->op == Op::kIssueSigned) {
       if (status.ok()) {
@@ -422,7 +424,8 @@ class LoadRun {
                                    : slot->mix_step - slot->mix_step % 2;
     }
     if (counted) {
-      if (!problem.empty() && s.first_problem.empty()) s.first_problem = problem;
+      if (!problem.empty() && s.first_problem.empty())
+        s.first_problem = problem;
       if (!status.ok()) {
         ++s.errors;
       } else {
@@ -463,8 +466,8 @@ double Percentile(const std::vector<int64_t>& sorted, double p) {
   if (sorted.empty()) return 0;
   const size_t i = std::min(
       sorted.size() - 1,
-      static_cast<size_t>(std::ceil(p / 100 * static_cast<double>(sorted.size())) -
-                          1));
+      static_cast<size_t>(
+          std::ceil(p / 100 * static_cast<double>(sorted.size())) - 1));
   return static_cast<double>(sorted[i]) / 1e3;
 }
 
@@ -504,9 +507,8 @@ bool ParseFlags(int argc, char** argv, Options* o) {
     arg.remove_prefix(2);
     const size_t eq = arg.find('=');
     const absl::string_view name = arg.substr(0, eq);
-    const std::string value(eq == absl::string_view::npos
-                                ? absl::string_view()
-                                : arg.substr(eq + 1));
+    const std::string value(eq == absl::string_view::npos ? absl::string_view()
+                                                          : arg.substr(eq + 1));
     bool ok = true;
     if (name == "target") {
       o->target = value;
@@ -532,6 +534,8 @@ bool ParseFlags(int argc, char** argv, Options* o) {
       o->hmac_keys = value;
     } else if (name == "preissue") {
       ok = absl::SimpleAtoi(value, &o->preissue) && o->preissue >= 0;
+    } else if (name == "pool") {
+      ok = absl::SimpleAtoi(value, &o->pool) && o->pool >= 0;
     } else if (name == "get-key") {
       o->get_key = value;
     } else if (name == "label") {
@@ -685,8 +689,8 @@ int Run(int argc, char** argv) {
 
   // The challenges to validate.
   std::vector<Item> items;
-  const bool validating = o.mode == Mode::kValidateOneTime ||
-                          o.mode == Mode::kValidateSigned;
+  const bool validating =
+      o.mode == Mode::kValidateOneTime || o.mode == Mode::kValidateSigned;
   double preissue_s = 0;
   if (validating) {
     std::vector<std::string> challenges;
@@ -710,11 +714,10 @@ int Run(int argc, char** argv) {
       challenges = std::move(issued.issued);
       preissue_s = static_cast<double>(NowNs() - t0) / 1e9;
     } else if (o.mode == Mode::kValidateSigned && !o.hmac_keys.empty()) {
-      absl::StatusOr<std::vector<std::string>> minted = MintTokens(
-          o.hmac_keys,
-          o.count > 0 ? o.count
-                      : static_cast<int64_t>((o.warmup_s + o.duration_s) *
-                                             60'000));
+      int64_t n = o.pool > 0 ? o.pool : o.count;
+      if (n == 0) n = static_cast<int64_t>((o.warmup_s + o.duration_s) * 60e3);
+      absl::StatusOr<std::vector<std::string>> minted =
+          MintTokens(o.hmac_keys, n);
       if (!minted.ok()) {
         std::cerr << "loadgen: --hmac-keys: " << minted.status() << "\n";
         return 1;

@@ -91,8 +91,7 @@ SignedToken SampleToken() {
 void BM_SignToken(benchmark::State& state) {
   const SignedToken token = SampleToken();
   for (auto _ : state) {
-    benchmark::DoNotOptimize(
-        EncodeSignedToken(token, *BenchRing().primary()));
+    benchmark::DoNotOptimize(EncodeSignedToken(token, *BenchRing().primary()));
   }
 }
 BENCHMARK(BM_SignToken);
@@ -147,8 +146,8 @@ void BM_OpenSslCsrVerify(benchmark::State& state) {
   for (auto _ : state) {
     const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
     X509_REQ* req = d2i_X509_REQ(nullptr, &p, static_cast<long>(der.size()));
-    const int ok = req != nullptr &&
-                   X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) == 1;
+    const int ok =
+        req != nullptr && X509_REQ_verify(req, X509_REQ_get0_pubkey(req)) == 1;
     X509_REQ_free(req);
     if (!ok) state.SkipWithError("X509_REQ_verify failed");
   }

@@ -94,8 +94,8 @@ absl::StatusOr<std::set<std::string>> AllKeys(RedisConnection* c) {
 
 absl::StatusOr<std::unique_ptr<ChallengeAuthority>> MakeAuthority(
     ChallengeStore* store) {
-  return ChallengeAuthority::Create(AuthorityOptions(), store,
-                                    RealClock::Get(), nullptr);
+  return ChallengeAuthority::Create(AuthorityOptions(), store, RealClock::Get(),
+                                    nullptr);
 }
 
 std::string Device(int64_t i) {
@@ -264,8 +264,7 @@ int Seed(const Flags& f) {
     for (const std::vector<std::string>& s : storage) {
       commands.emplace_back(s.begin(), s.end());
     }
-    absl::StatusOr<std::vector<RedisReply>> replies =
-        (*c)->Pipeline(commands);
+    absl::StatusOr<std::vector<RedisReply>> replies = (*c)->Pipeline(commands);
     if (!replies.ok()) {
       std::cerr << "seed: " << replies.status() << "\n";
       return 1;
@@ -359,8 +358,8 @@ int Main(int argc, char** argv) {
     absl::string_view arg = argv[i];
     const size_t eq = arg.find('=');
     const absl::string_view name = arg.substr(0, eq);
-    const std::string value(
-        eq == absl::string_view::npos ? "" : arg.substr(eq + 1));
+    const std::string value(eq == absl::string_view::npos ? ""
+                                                          : arg.substr(eq + 1));
     bool ok = true;
     if (name == "--store") {
       f.store = value;

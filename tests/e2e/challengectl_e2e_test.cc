@@ -119,10 +119,22 @@ TEST_F(ChallengectlE2eTest, RevokeByDeviceAndUserCountsAndList) {
   EXPECT_EQ(list.exit_code, 0) << list.err;
   EXPECT_THAT(list.out, HasSubstr("CHALLENGE_ID"));
   EXPECT_EQ(std::count(list.out.begin(), list.out.end(), '\n'), 3);
+  CommandResult pending =
+      Ctl({"list", "--device", "dev-bulk", "--state", "pending"});
+  EXPECT_EQ(std::count(pending.out.begin(), pending.out.end(), '\n'), 3);
+  EXPECT_EQ(Ctl({"list", "--device", "dev-bulk", "--state", "bogus"}).exit_code,
+            2);
   CommandResult by_user = Ctl({"revoke", "--user", "bob"});
   EXPECT_EQ(by_user.out, "revoked 1\n");
   CommandResult by_device = Ctl({"revoke", "--device", "dev-bulk"});
   EXPECT_EQ(by_device.out, "revoked 1\n");
+  CommandResult none_pending =
+      Ctl({"list", "--device", "dev-bulk", "--state", "pending"});
+  EXPECT_EQ(std::count(none_pending.out.begin(), none_pending.out.end(), '\n'),
+            1);
+  CommandResult revoked =
+      Ctl({"list", "--device", "dev-bulk", "--state", "revoked"});
+  EXPECT_EQ(std::count(revoked.out.begin(), revoked.out.end(), '\n'), 3);
   CommandResult json = Ctl({"--json", "list", "--device", "dev-bulk"});
   EXPECT_THAT(json.out, HasSubstr("CHALLENGE_STATE_REVOKED"));
   EXPECT_THAT(json.out, Not(HasSubstr("CHALLENGE_STATE_PENDING")));
