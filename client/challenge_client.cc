@@ -153,6 +153,8 @@ SCEPCA_CLIENT_CALL(ListChallenges, v1::ListChallengesRequest,
 SCEPCA_CLIENT_CALL(NotifyOutcome, v1::NotifyOutcomeRequest,
                    v1::NotifyOutcomeResponse)
 
+SCEPCA_CLIENT_CALL(GetStats, v1::GetStatsRequest, v1::Stats)
+
 #undef SCEPCA_CLIENT_CALL
 
 absl::StatusOr<bool> ChallengeClient::CheckHealth() {

@@ -69,6 +69,8 @@ class ChallengeClient {
       const scep::challenge::v1::ListChallengesRequest& request);
   absl::StatusOr<scep::challenge::v1::NotifyOutcomeResponse> NotifyOutcome(
       const scep::challenge::v1::NotifyOutcomeRequest& request);
+  absl::StatusOr<scep::challenge::v1::Stats> GetStats(
+      const scep::challenge::v1::GetStatsRequest& request);
   // Returns grpc.health.v1 status of the service: true if SERVING.
   absl::StatusOr<bool> CheckHealth();
 

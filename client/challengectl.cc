@@ -42,6 +42,7 @@ constexpr char kMainUsage[] =
     "  revoke    revoke by challenge id, challenge, device or user\n"
     "  get       show one challenge by its id\n"
     "  list      list the challenges of a device or a user\n"
+    "  stats     this instance's counters: calls, verdicts by reason\n"
     "  notify    report an enrollment's outcome (certificate issued or "
     "failed)\n"
     "  keys      manage the HMAC key file of signed challenges\n"
@@ -381,6 +382,46 @@ void PrintInfo(const v1::ChallengeInfo& info, std::ostream& out) {
     if (!e.detail().empty()) out << "  " << e.detail();
     out << "\n";
   }
+}
+
+int Stats(const Globals& g, const std::vector<std::string>& args, Io io) {
+  FlagSet flags("challengectl stats",
+                "Shows the counters of the instance --server reaches, since "
+                "it started:\ncalls by method and status, Validate verdicts "
+                "by reason, and pending\nchallenges (memory store only). "
+                "Admin role needed when authorization is on.");
+  std::vector<std::string> rest;
+  if (int rc = ParseCommandFlags(flags, args, io, "stats", &rest, 0); rc >= 0) {
+    return rc;
+  }
+  auto client = Connect(g);
+  if (!client.ok()) return Fail(io, "stats", client.status());
+  auto stats = (*client)->GetStats(v1::GetStatsRequest());
+  if (!stats.ok()) return Fail(io, "stats", stats.status());
+  if (g.json) {
+    io.out << ToJson(*stats) << "\n";
+    return kExitOk;
+  }
+  io.out << "store:        " << stats->store() << "\n"
+         << "started at:   " << TimeText(stats->started_at()) << "\n"
+         << "outstanding:  "
+         << (stats->outstanding_challenges() < 0
+                 ? std::string("not counted by this store")
+                 : absl::StrCat(stats->outstanding_challenges()))
+         << "\n";
+  const std::map<std::string, int64_t> validations(stats->validations().begin(),
+                                                   stats->validations().end());
+  io.out << "validations by reason:\n";
+  for (const auto& [reason, n] : validations) {
+    io.out << absl::StrFormat("  %-20s %d\n", reason, n);
+  }
+  const std::map<std::string, int64_t> calls(stats->calls().begin(),
+                                             stats->calls().end());
+  io.out << "calls by method/status:\n";
+  for (const auto& [key, n] : calls) {
+    io.out << absl::StrFormat("  %-36s %d\n", key, n);
+  }
+  return kExitOk;
 }
 
 int Notify(const Globals& g, const std::vector<std::string>& args, Io io) {
@@ -982,6 +1023,7 @@ int RunChallengectl(const std::vector<std::string>& args, std::ostream& out,
       {"keys", Keys},
       {"csr", Csr},
       {"notify", Notify},
+      {"stats", Stats},
       {"http-user", HttpUser},
       {"doctor", Doctor},
       {"explain", Explain},

@@ -281,6 +281,9 @@ void AuthorityServer::StartServing(int threads) {
           MakeSlot<v1::NotifyOutcomeRequest, v1::NotifyOutcomeResponse>(
               &async_service_, &service_, cq, &serving_,
               &S::RequestNotifyOutcome, &C::NotifyOutcome));
+      slots_.push_back(MakeSlot<v1::GetStatsRequest, v1::Stats>(
+          &async_service_, &service_, cq, &serving_, &S::RequestGetStats,
+          &C::GetStats));
     }
   }
   for (auto& slot : slots_) slot->Await();

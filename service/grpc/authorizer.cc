@@ -46,6 +46,7 @@ Role RequiredRole(Method method) {
     case Method::kNotifyOutcome:
       return Role::kValidator;
     case Method::kRevoke:
+    case Method::kGetStats:
       return Role::kAdmin;
   }
   return Role::kAdmin;
@@ -65,6 +66,8 @@ absl::string_view MethodName(Method method) {
       return "ListChallenges";
     case Method::kNotifyOutcome:
       return "NotifyOutcome";
+    case Method::kGetStats:
+      return "GetStats";
   }
   return "Unknown";
 }

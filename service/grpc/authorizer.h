@@ -30,6 +30,7 @@ enum class Method {
   kGetChallenge,
   kListChallenges,
   kNotifyOutcome,
+  kGetStats,
 };
 
 // Thread-safe (immutable).

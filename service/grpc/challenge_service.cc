@@ -165,6 +165,27 @@ grpc::Status ChallengeService::NotifyOutcome(
   return call.Finish(grpc::Status::OK);
 }
 
+grpc::Status ChallengeService::GetStats(grpc::ServerContext* context,
+                                        const v1::GetStatsRequest* /*request*/,
+                                        v1::Stats* response) {
+  Call call(*this, context, Method::kGetStats);
+  if (!call.authorized().ok()) return call.Finish(call.authorized());
+  response->set_store(authority_->store()->Describe());
+  ToProto(started_at_, response->mutable_started_at());
+  response->set_outstanding_challenges(-1);
+  if (const ServiceMetrics* m = hooks_.metrics) {
+    for (const auto& [key, n] : m->CallCounts()) {
+      (*response->mutable_calls())[key] = static_cast<int64_t>(n);
+    }
+    for (const auto& [reason, n] : m->ValidationCounts()) {
+      (*response->mutable_validations())[reason] = static_cast<int64_t>(n);
+    }
+    response->set_outstanding_challenges(
+        static_cast<int64_t>(m->GaugeValue("scepca_outstanding_challenges")));
+  }
+  return call.Finish(grpc::Status::OK);
+}
+
 grpc::Status ChallengeService::ListChallenges(
     grpc::ServerContext* context, const v1::ListChallengesRequest* request,
     v1::ListChallengesResponse* response) {

@@ -50,6 +50,9 @@ class ChallengeService final
       grpc::ServerContext* context,
       const ::scep::challenge::v1::NotifyOutcomeRequest* request,
       ::scep::challenge::v1::NotifyOutcomeResponse* response) override;
+  grpc::Status GetStats(grpc::ServerContext* context,
+                        const ::scep::challenge::v1::GetStatsRequest* request,
+                        ::scep::challenge::v1::Stats* response) override;
   grpc::Status ListChallenges(
       grpc::ServerContext* context,
       const ::scep::challenge::v1::ListChallengesRequest* request,
@@ -60,6 +63,7 @@ class ChallengeService final
 
   ChallengeAuthority* const authority_;
   const ServiceHooks hooks_;
+  const absl::Time started_at_ = absl::Now();
 };
 
 }  // namespace scepca

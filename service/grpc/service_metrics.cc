@@ -53,6 +53,26 @@ void ServiceMetrics::SetGauge(const std::string& name, const std::string& help,
   gauges_[name] = {help, std::move(value)};
 }
 
+std::map<std::string, uint64_t> ServiceMetrics::CallCounts() const {
+  absl::MutexLock lock(&mu_);
+  std::map<std::string, uint64_t> out;
+  for (const auto& [key, n] : calls_) {
+    out[absl::StrCat(key.first, "/", key.second)] = n;
+  }
+  return out;
+}
+
+std::map<std::string, uint64_t> ServiceMetrics::ValidationCounts() const {
+  absl::MutexLock lock(&mu_);
+  return validations_;
+}
+
+double ServiceMetrics::GaugeValue(const std::string& name) const {
+  absl::MutexLock lock(&mu_);
+  auto it = gauges_.find(name);
+  return it == gauges_.end() ? -1 : it->second.second();
+}
+
 std::string ServiceMetrics::Render() const {
   absl::MutexLock lock(&mu_);
   std::string out;

@@ -41,6 +41,12 @@ class ServiceMetrics {
   // The whole exposition text.
   std::string Render() const;
 
+  // Snapshots: "method/code" -> calls, and reason -> verdicts.
+  std::map<std::string, uint64_t> CallCounts() const;
+  std::map<std::string, uint64_t> ValidationCounts() const;
+  // The value of gauge `name`, or -1 if there is none.
+  double GaugeValue(const std::string& name) const;
+
  private:
   struct Histogram {
     std::array<uint64_t, kBuckets.size()> buckets{};

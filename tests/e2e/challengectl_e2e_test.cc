@@ -172,6 +172,22 @@ TEST_F(ChallengectlE2eTest, NotifyOutcomeShowsInTheHistory) {
   EXPECT_EQ(Ctl({"notify", "--issued", "--failed"}).exit_code, 2);
 }
 
+TEST_F(ChallengectlE2eTest, StatsCountsVerdictsAndOutstanding) {
+  const std::string c = MustIssue({"--device", "dev-stats"});
+  Ctl({"validate", "--challenge", c});
+  Ctl({"validate", "--challenge", c});
+  CommandResult stats = Ctl({"stats"});
+  EXPECT_EQ(stats.exit_code, 0) << stats.err;
+  EXPECT_THAT(stats.out, HasSubstr("store:        memory"));
+  EXPECT_THAT(stats.out, ::testing::MatchesRegex(
+                             "(.|\n)*already_used +[1-9][0-9]*\n(.|\n)*"));
+  EXPECT_THAT(stats.out, HasSubstr("Validate/OK"));
+  EXPECT_THAT(stats.out,
+              ::testing::MatchesRegex("(.|\n)*outstanding:  [0-9]+\n(.|\n)*"));
+  CommandResult json = Ctl({"--json", "stats"});
+  EXPECT_THAT(json.out, HasSubstr("\"validations\""));
+}
+
 TEST_F(ChallengectlE2eTest, ShortTtlExpires) {
   const std::string c = MustIssue({"--ttl", "1s"});
   absl::SleepFor(absl::Milliseconds(1200));
@@ -216,7 +232,7 @@ TEST_F(ChallengectlE2eTest, MalformedRequestsExitTwoAndNameTheField) {
 
 TEST_F(ChallengectlE2eTest, HelpOnEveryCommand) {
   for (const char* cmd : {"issue", "validate", "revoke", "get", "list",
-                          "notify", "keys", "csr"}) {
+                          "notify", "keys", "csr", "stats"}) {
     CommandResult r = Ctl({cmd, "--help"});
     EXPECT_EQ(r.exit_code, 0) << cmd;
     EXPECT_THAT(r.out, HasSubstr("Usage: challengectl")) << cmd;

@@ -2,9 +2,13 @@
 // store, driven through the client library.
 #include "service/grpc/challenge_service.h"
 
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "client/challenge_client.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -215,6 +219,40 @@ TEST_F(ChallengeServiceTest, OversizedRequestIsRefusedAndServerLives) {
   EXPECT_THAT(client_->Validate(validate),
               StatusIs(absl::StatusCode::kResourceExhausted));
   MustIssue("still-alive");
+}
+
+TEST_F(ChallengeServiceTest, EveryMethodOfTheServiceIsServed) {
+  // The server serves each method it registered; one it forgot would hang
+  // callers until their deadline. Call every method of the descriptor with
+  // an empty request: each must answer (with any status) quickly.
+  const google::protobuf::ServiceDescriptor* service =
+      v1::ValidateRequest::descriptor()->file()->FindServiceByName(
+          "ChallengeAuthority");
+  ASSERT_NE(service, nullptr);
+  auto channel =
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                          grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  for (int i = 0; i < service->method_count(); ++i) {
+    const std::string method = absl::StrCat("/", service->full_name(), "/",
+                                            service->method(i)->name());
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(3)));
+    grpc::Slice empty(std::string(""));
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    grpc::Status status;
+    absl::Notification done;
+    stub.UnaryCall(&context, method, grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status s) {
+                     status = std::move(s);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    EXPECT_NE(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+        << method;
+    EXPECT_NE(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << method;
+  }
 }
 
 TEST_F(ChallengeServiceTest, HealthIsServingWithTheMemoryStore) {
