@@ -252,7 +252,9 @@ absl::StatusOr<std::unique_ptr<AuthorityServer>> AuthorityServer::Start(
 
 void AuthorityServer::StartServing(int threads) {
   // Each queue holds, per method, as many waiting calls as it has threads, so
-  // that all of them can be busy with one method.
+  // that all of them can be busy with one method. Every RPC of the service
+  // needs its slots here: one without them is never answered
+  // (ChallengeServiceTest.EveryMethodOfTheServiceIsServed checks).
   const int queues = static_cast<int>(queues_.size());
   for (int q = 0; q < queues; ++q) {
     grpc::ServerCompletionQueue* cq = queues_[q].get();

@@ -12,9 +12,12 @@
 #   SCEPCA_BENCH_BUILD    build directory (default: <repo>/build-bench)
 #   SCEPCA_BENCH_OUT      results directory (default: $SCEPCA_BENCH_BUILD/bench-results)
 #   BENCH_SECONDS         measured seconds per load run (default 2)
+#   BENCH_SWEEP_SECONDS   measured seconds per point of the sweep (default 1.5)
 #   BENCH_WARMUP          warm-up seconds per load run (default 0.5)
 #   BENCH_REPS            repetitions of the concurrency-64 table (default 2)
 #   BENCH_GROWTH_COUNT    outstanding challenges for the growth test (1000000)
+#   BENCH_PHASES          which phases to run (default: all of
+#                         redis,c64,profile,sweep,growth,micro)
 #   SCEPCA_BENCH_BEFORE   a challenge-authority binary to compare with (e.g.
 #                         built from an older commit): its rows are added to
 #                         the concurrency-64 table as "before"
@@ -31,6 +34,8 @@ GROWTH=${BENCH_GROWTH_COUNT:-1000000}
 PUBLISH=0
 [[ ${1:-} == --publish ]] && PUBLISH=1
 PY=/usr/bin/python3
+PHASES=,${BENCH_PHASES:-redis,c64,profile,sweep,growth,micro},
+phase() { [[ $PHASES == *",$1,"* ]]; }
 
 log() { printf '\n== %s (%ds)\n' "$*" "$SECONDS" >&2; }
 
@@ -215,6 +220,7 @@ run_scenario() {  # server scenario concurrency phase
 }
 
 # --- Redis alone ----------------------------------------------------------------
+if phase redis; then
 log "redis-benchmark: the commands the store uses, 64 clients"
 seed 1000 "$WORK/challenges"
 RECORD_KEY=$(rcli --scan --pattern 'scep:c:*' | head -1 || true)
@@ -235,10 +241,12 @@ rb "HMGET marker (RevokedBefore)" HMGET "${DEVICE_KEY}:rb" rb fa
 rb "EVAL HMGET+HSET+HGETALL (like Consume)" EVAL \
   "local f=redis.call('HMGET',KEYS[1],'state','expires_at','forget_at') redis.call('HSET',KEYS[1],'used_tx',ARGV[1]) return {1,redis.call('HGETALL',KEYS[1])}" \
   1 "$RECORD_KEY" tx
+fi
 
 # --- Concurrency 64: the targets --------------------------------------------------
 SCENARIOS=(issue_signed issue_onetime validate_onetime validate_onetime_tx
   validate_onetime_csr validate_signed validate_signed_csr mix)
+phase c64 || REPS=0
 for rep in $(seq "$REPS"); do
   log "concurrency 64, repetition $rep of $REPS"
   for b in base_async base_callback base_sync; do
@@ -260,25 +268,27 @@ rcli info commandstats >"$OUT/redis_commandstats.txt" || true
 # --- Profile (perf, if this machine allows it) ---------------------------------------
 # System calls and context switches per call in the server, and where its CPU
 # time goes (by library), for the authority's Validate and the GET baseline.
-if [[ ${BENCH_PROFILE:-1} == 1 ]] &&
+if phase profile &&
    perf stat -e context-switches,raw_syscalls:sys_enter true >/dev/null 2>&1; then
   log "profile (perf)"
   profile() {  # server scenario loadgen-flags...
     local server=$1 scenario=$2
     shift 2
     "$LOADGEN" --target=127.0.0.1:"${PORT[$server]}" --concurrency=64 \
-      --channels=4 --warmup=0.5 --duration=3 "$@" >"$WORK/profile.json" &
+      --channels=4 --warmup=0.5 --duration=3.5 \
+      --watch=server:"${PID[$server]}",redis:"$REDIS_PID" "$@" \
+      >"$WORK/profile.json" &
     local lg=$!
     sleep 1
     perf stat -x, -e raw_syscalls:sys_enter,context-switches \
       -p "${PID[$server]}" -- sleep 2 2>"$WORK/perf-stat.txt" >/dev/null || true
     local record=""
     if [[ $scenario == validate_onetime || $scenario == get ]]; then
-      perf record -q -F 999 -g -p "${PID[$server]}" -o "$WORK/perf.data" \
-        -- sleep 1 >/dev/null 2>&1 || true
+      perf record -q -F 1999 -p "${PID[$server]}" -o "$WORK/perf.data" \
+        -- sleep 1.5 >/dev/null 2>&1 || true
       record=$(perf report -i "$WORK/perf.data" --no-children --sort dso \
         --stdio -g none 2>/dev/null | grep -E '^ +[0-9.]+%' | head -8 |
-        awk '{printf "%s%s=%s", (NR>1?";":""), $2, $1}')
+        awk '{printf "%s%s=%s", (NR>1?";":""), $2, $1}' || true)
     fi
     wait "$lg" || true
     $PY - "$WORK/profile.json" "$WORK/perf-stat.txt" "$server" "$scenario" \
@@ -311,8 +321,10 @@ PYEOF
 fi
 
 # --- Concurrency sweep (the plot) -------------------------------------------------
-log "concurrency sweep"
-for c in 1 4 16 64 256; do
+phase sweep && log "concurrency sweep"
+SECONDS_PER_RUN_C64=$SECONDS_PER_RUN
+SECONDS_PER_RUN=${BENCH_SWEEP_SECONDS:-1.5}
+for c in $(phase sweep && echo 1 4 16 64 256); do
   run base_async empty "$c" sweep --rpc=empty
   run base_async get "$c" sweep --rpc=get
   run base_callback get "$c" sweep --rpc=get
@@ -320,7 +332,10 @@ for c in 1 4 16 64 256; do
   run_scenario authority validate_onetime "$c" sweep
 done
 
+SECONDS_PER_RUN=$SECONDS_PER_RUN_C64
+
 # --- Growth -----------------------------------------------------------------------
+if phase growth; then
 log "growth: Redis memory per outstanding challenge, Validate latency"
 used_memory() { rcli info memory | grep -oE '^used_memory:[0-9]+' | cut -d: -f2; }
 growth_validate() {  # outstanding file count
@@ -359,13 +374,16 @@ printf '{"bytes_per_challenge":%s,"count":20000,"used_memory_before":%s,"used_me
   "$(( (after - before) / 20000 ))" "$before" "$after" |
   record '{"phase":"growth_memory","method":"store API"}'
 rcli flushall >/dev/null
+fi
 
 # --- Micro-benchmarks -------------------------------------------------------------
+if phase micro; then
 log "micro-benchmarks (Google Benchmark)"
 SCEPCA_BENCH_REDIS=$REDIS_URL "$MICRO" --benchmark_min_time=0.1 \
   --benchmark_format=json --benchmark_out="$OUT/micro.json" \
   --benchmark_out_format=json >/dev/null 2>"$WORK/micro.err" ||
   { cat "$WORK/micro.err" >&2; }
+fi
 
 # --- Report -----------------------------------------------------------------------
 log "report"

@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -101,18 +102,18 @@ std::string FindBinary(const std::vector<std::string>& candidates) {
 
 // One authority per test binary, started by the first test that needs it so
 // that a failure to start fails that test.
+// It is stopped when the test binary exits (the static is destroyed).
 AuthorityProcess* SharedAuthority() {
-  static AuthorityProcess* authority = [] {
-    auto* a = new AuthorityProcess();
+  static std::unique_ptr<AuthorityProcess> authority = [] {
+    auto a = std::make_unique<AuthorityProcess>();
     absl::Status started = a->Start();
     if (!started.ok()) {
       ADD_FAILURE() << started;
-      delete a;
-      return static_cast<AuthorityProcess*>(nullptr);
+      return std::unique_ptr<AuthorityProcess>();
     }
     return a;
   }();
-  return authority;
+  return authority.get();
 }
 
 class MicromdmVerifierTest : public ::testing::Test {
