@@ -245,8 +245,11 @@ absl::StatusOr<std::unique_ptr<AuthorityServer>> AuthorityServer::Start(
         absl::StrCat("cannot listen on ", options.listen));
   }
   server->StartServing(threads);
+  // The first status is published before Start returns, so that a health
+  // check never finds the service name unknown.
+  const bool serving = server->PublishHealth(nullptr);
   server->health_thread_ =
-      std::thread([s = server.get()] { s->WatchHealth(); });
+      std::thread([s = server.get(), serving] { s->WatchHealth(serving); });
   return server;
 }
 
@@ -303,28 +306,29 @@ void AuthorityServer::Serve(grpc::ServerCompletionQueue* cq) {
   }
 }
 
-void AuthorityServer::WatchHealth() {
+bool AuthorityServer::PublishHealth(const bool* last_serving) {
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
-  bool last_serving = false;
-  bool first = true;
-  do {
-    const absl::Status status = authority_->CheckHealth();
-    const bool serving = status.ok();
-    if (first || serving != last_serving) {
-      health->SetServingStatus(serving);
-      health->SetServingStatus(kHealthServiceName, serving);
-      if (serving) {
-        LogInfo(absl::StrCat("store ", authority_->store()->Describe(),
-                             " is reachable: SERVING"));
-      } else {
-        LogWarning(absl::StrCat("store ", authority_->store()->Describe(),
-                                " is not reachable (", status.message(),
-                                "): NOT_SERVING"));
-      }
+  const absl::Status status = authority_->CheckHealth();
+  const bool serving = status.ok();
+  if (last_serving == nullptr || serving != *last_serving) {
+    health->SetServingStatus(serving);
+    health->SetServingStatus(kHealthServiceName, serving);
+    if (serving) {
+      LogInfo(absl::StrCat("store ", authority_->store()->Describe(),
+                           " is reachable: SERVING"));
+    } else {
+      LogWarning(absl::StrCat("store ", authority_->store()->Describe(),
+                              " is not reachable (", status.message(),
+                              "): NOT_SERVING"));
     }
-    first = false;
-    last_serving = serving;
-  } while (!stop_.WaitForNotificationWithTimeout(options_.health_interval));
+  }
+  return serving;
+}
+
+void AuthorityServer::WatchHealth(bool serving) {
+  while (!stop_.WaitForNotificationWithTimeout(options_.health_interval)) {
+    serving = PublishHealth(&serving);
+  }
 }
 
 void AuthorityServer::Shutdown(absl::Duration grace) {

@@ -106,7 +106,10 @@ class AuthorityServer {
   AuthorityServer(const ServerOptions& options, ChallengeAuthority* authority);
   static absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(
       const ServerOptions& options);
-  void WatchHealth();
+  // Checks the store and publishes the status when it differs from
+  // *last_serving (always when last_serving is null); returns it.
+  bool PublishHealth(const bool* last_serving);
+  void WatchHealth(bool serving);
   // Makes the call slots and starts `threads` serving threads.
   void StartServing(int threads);
   // Runs calls from `cq` until it is shut down and drained.
