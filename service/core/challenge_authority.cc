@@ -503,6 +503,9 @@ absl::StatusOr<Verdict> ChallengeAuthority::Validate(
   UseInfo use;
   use.transaction_id = request.transaction_id;
   if (csr.has_value()) use.public_key_sha256 = csr->public_key_sha256;
+  // Without a CSR, a bound one-time challenge is refused (kCsrRequired) and
+  // not used up; the store decides that in the consume itself.
+  use.unbound_only = !csr.has_value();
   const ParsedCsr* csr_ptr = csr.has_value() ? &*csr : nullptr;
   const absl::Time now = Now();
   absl::StatusOr<Verdict> verdict;
@@ -656,10 +659,9 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
     absl::string_view challenge, bool dry_run, const ParsedCsr* csr,
     const UseInfo& use, absl::Time now) {
   const std::string id = ChallengeIdOf(challenge);
-  if (dry_run || csr == nullptr ||
-      options_.max_failed_validations_per_device > 0) {
-    // Without a CSR, look before consuming: a bound challenge must not be
-    // used up by a request that cannot prove the identity.
+  if (dry_run || options_.max_failed_validations_per_device > 0) {
+    // Look before consuming: a dry run only looks, and a device over its
+    // failure cap must not use up a challenge.
     absl::StatusOr<ChallengeRecord> record = store_->Get(id, now);
     if (absl::IsNotFound(record.status())) {
       return Refuse(Reason::kNotFound, "challenge is not known", absl::nullopt);
@@ -697,6 +699,13 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateOneTime(
       v.record = std::move(consumed.record);
       return v;
     }
+    case ConsumeResult::Outcome::kBound:
+      // Only without a CSR (use.unbound_only): CheckIdentity refuses it.
+      if (absl::optional<Verdict> refused =
+              CheckIdentity(consumed.record, csr)) {
+        return *std::move(refused);
+      }
+      return absl::InternalError("the store refused an unbound challenge");
     case ConsumeResult::Outcome::kNotFound:
       return Refuse(Reason::kNotFound, "challenge is not known", absl::nullopt);
     case ConsumeResult::Outcome::kAlreadyUsed:
@@ -818,6 +827,7 @@ absl::StatusOr<Verdict> ChallengeAuthority::ValidateSigned(
     case ConsumeResult::Outcome::kExpired:
       return VerdictForState(consumed.record, now);
     case ConsumeResult::Outcome::kNotFound:
+    case ConsumeResult::Outcome::kBound:
       break;
   }
   return absl::InternalError("unexpected token consume outcome");

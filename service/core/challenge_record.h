@@ -92,6 +92,11 @@ struct ChallengeRecord {
 struct UseInfo {
   std::string transaction_id;
   std::string public_key_sha256;  // Raw 32 bytes, or empty.
+  // Consume only a record without an identity binding: a pending, unexpired
+  // record with one is left as it is (kBound). A request without the CSR
+  // that proves the identity must not use up a bound challenge, and this
+  // decides it in the same atomic step as the consume.
+  bool unbound_only = false;
 };
 
 // The outcome of ChallengeStore::Consume.
@@ -102,6 +107,7 @@ struct ConsumeResult {
     kExpired,      // Pending but past expires_at; left untouched.
     kAlreadyUsed,  // Used earlier.
     kRevoked,      // Revoked earlier.
+    kBound,        // Pending and bound while UseInfo::unbound_only; untouched.
   };
   Outcome outcome = Outcome::kNotFound;
   // The record after the call (state kUsed when kConsumed). Unset fields when

@@ -7,17 +7,31 @@
 #include <cstdint>
 
 namespace scepca {
+namespace {
+
+// Fetched once for the process: EVP_sha256() and SHA256() look the
+// implementation up in the provider store (under a lock) on every call.
+const EVP_MD* Sha256Algorithm() {
+  static const EVP_MD* const md = [] {
+    const EVP_MD* fetched = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+    return fetched != nullptr ? fetched : EVP_sha256();
+  }();
+  return md;
+}
+
+}  // namespace
 
 std::string Sha256(absl::string_view data) {
   std::string out(SHA256_DIGEST_LENGTH, '\0');
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         reinterpret_cast<unsigned char*>(out.data()));
+  EVP_Digest(data.data(), data.size(),
+             reinterpret_cast<unsigned char*>(out.data()), nullptr,
+             Sha256Algorithm(), nullptr);
   return out;
 }
 
 std::string Sha256Parts(std::initializer_list<absl::string_view> parts) {
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  EVP_DigestInit_ex(ctx, Sha256Algorithm(), nullptr);
   for (absl::string_view part : parts) {
     unsigned char len[8];
     uint64_t n = part.size();

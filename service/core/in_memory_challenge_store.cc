@@ -123,6 +123,8 @@ absl::StatusOr<ConsumeResult> InMemoryChallengeStore::Consume(
     default:
       if (now >= record->expires_at) {
         result.outcome = ConsumeResult::Outcome::kExpired;
+      } else if (use.unbound_only && !record->binding.empty()) {
+        result.outcome = ConsumeResult::Outcome::kBound;
       } else {
         record->state = ChallengeState::kUsed;
         record->used_at = now;

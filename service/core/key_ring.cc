@@ -86,8 +86,12 @@ absl::StatusOr<KeyRing> KeyRing::ParseImpl(absl::string_view text,
                                 " are required"));
     }
     if (*state == KeyState::kPrimary) ++primaries;
+    absl::StatusOr<std::shared_ptr<const HmacSha256>> mac =
+        HmacSha256::Create(*secret);
+    if (!mac.ok()) return mac.status();
     ring.keys_.push_back(
-        {id, *state, std::make_shared<const SecretBytes>(*std::move(secret))});
+        {id, *state, std::make_shared<const SecretBytes>(*std::move(secret)),
+         *std::move(mac)});
   }
   if (!for_editing) {
     if (ring.keys_.empty()) {
@@ -187,8 +191,11 @@ absl::StatusOr<uint32_t> KeyRing::Generate() {
     if (!taken) break;
   }
   SCEPCA_ASSIGN_OR_RETURN(std::string secret, SecureRandomBytes(kMinKeyBytes));
+  SCEPCA_ASSIGN_OR_RETURN(std::shared_ptr<const HmacSha256> mac,
+                          HmacSha256::Create(secret));
   keys_.push_back({id, keys_.empty() ? KeyState::kPrimary : KeyState::kEnabled,
-                   std::make_shared<const SecretBytes>(std::move(secret))});
+                   std::make_shared<const SecretBytes>(std::move(secret)),
+                   std::move(mac)});
   return id;
 }
 

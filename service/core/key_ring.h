@@ -26,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "service/core/hmac_sha256.h"
 #include "service/core/secret_bytes.h"
 
 namespace scepca {
@@ -43,6 +44,8 @@ class KeyRing {
     uint32_t id = 0;
     KeyState state = KeyState::kEnabled;
     std::shared_ptr<const SecretBytes> secret;
+    // `secret` set up for signing and verifying (see hmac_sha256.h).
+    std::shared_ptr<const HmacSha256> mac;
   };
 
   // Parses the key file format. Returns kInvalidArgument (with the line

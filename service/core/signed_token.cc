@@ -1,13 +1,13 @@
 #include "service/core/signed_token.h"
 
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
+#include <memory>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "service/core/base64.h"
 #include "service/core/hashing.h"
+#include "service/core/hmac_sha256.h"
+#include "service/core/status_macros.h"
 
 namespace scepca {
 namespace {
@@ -39,15 +39,18 @@ uint32_t GetU32(absl::string_view in, size_t at) {
   return v;
 }
 
-std::string Tag(absl::string_view key, absl::string_view body) {
-  std::string message(kDomain, sizeof(kDomain));  // Includes the NUL.
-  message.append(body.data(), body.size());
-  unsigned char mac[EVP_MAX_MD_SIZE];
-  unsigned int mac_len = 0;
-  HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-       reinterpret_cast<const unsigned char*>(message.data()), message.size(),
-       mac, &mac_len);
-  return std::string(reinterpret_cast<char*>(mac), kTagBytes);
+// HMAC-SHA256 over the domain (with its NUL) and the body, truncated.
+absl::StatusOr<std::string> Tag(const KeyRing::Key& key,
+                                absl::string_view body) {
+  std::shared_ptr<const HmacSha256> mac = key.mac;
+  if (mac == nullptr) {
+    SCEPCA_ASSIGN_OR_RETURN(mac, HmacSha256::Create(key.secret->view()));
+  }
+  SCEPCA_ASSIGN_OR_RETURN(
+      std::string tag,
+      mac->Compute({absl::string_view(kDomain, sizeof(kDomain)), body}));
+  tag.resize(kTagBytes);
+  return tag;
 }
 
 bool PutField(std::string* out, uint8_t type, absl::string_view value) {
@@ -132,7 +135,8 @@ absl::StatusOr<std::string> EncodeSignedToken(const SignedToken& token,
   if (!ok || body.size() + kTagBytes > kMaxTokenBytes) {
     return TooLong("the identity");
   }
-  body += Tag(key.secret->view(), body);
+  SCEPCA_ASSIGN_OR_RETURN(std::string tag, Tag(key, body));
+  body += tag;
   return Base64Encode(body);
 }
 
@@ -156,7 +160,8 @@ absl::StatusOr<SignedToken> DecodeSignedToken(absl::string_view text,
   }
   const absl::string_view body = bytes.substr(0, bytes.size() - kTagBytes);
   const absl::string_view tag = bytes.substr(bytes.size() - kTagBytes);
-  if (!ConstantTimeEquals(Tag(key->secret->view(), body), tag)) {
+  SCEPCA_ASSIGN_OR_RETURN(std::string expected, Tag(*key, body));
+  if (!ConstantTimeEquals(expected, tag)) {
     return absl::UnauthenticatedError("signature does not verify");
   }
   SignedToken token;

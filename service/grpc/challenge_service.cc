@@ -26,10 +26,14 @@ class ChallengeService::Call {
  public:
   Call(const ChallengeService& service, grpc::ServerContext* context,
        Method method)
-      : service_(service), start_(absl::Now()) {
+      : service_(service), method_(method), start_(absl::Now()) {
     entry_.time = start_;
     entry_.method = std::string(MethodName(method));
-    entry_.peer = context->peer();
+    // The peer (a string built per call) only for those who use it.
+    if (service.hooks_.audit != nullptr ||
+        service.hooks_.rate_limiter != nullptr) {
+      entry_.peer = context->peer();
+    }
     if (service.hooks_.authorizer != nullptr) {
       authorized_ = service.hooks_.authorizer->Authorize(*context, method,
                                                          &entry_.caller);
@@ -54,19 +58,18 @@ class ChallengeService::Call {
   // Records the call and returns `status`.
   grpc::Status Finish(const grpc::Status& status) {
     entry_.latency = absl::Now() - start_;
-    const std::string code = CodeName(status.error_code());
     if (!status.ok()) {
-      entry_.outcome = code;
+      entry_.outcome = CodeName(status.error_code());
       if (entry_.reason.empty()) entry_.reason = status.error_message();
     } else if (entry_.outcome.empty()) {
       entry_.outcome = "ok";
     }
     if (service_.hooks_.audit != nullptr) service_.hooks_.audit->Record(entry_);
     if (ServiceMetrics* m = service_.hooks_.metrics) {
-      m->RecordCall(entry_.method, code, entry_.latency);
+      m->RecordCall(method_, status.error_code(), entry_.latency);
       if (status.error_code() == grpc::StatusCode::UNAVAILABLE ||
           status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
-        m->RecordStoreError(entry_.method);
+        m->RecordStoreError(method_);
       }
     }
     return status;
@@ -74,6 +77,7 @@ class ChallengeService::Call {
 
  private:
   const ChallengeService& service_;
+  const Method method_;
   const absl::Time start_;
   AuditEntry entry_;
   grpc::Status authorized_ = grpc::Status::OK;
@@ -113,7 +117,8 @@ grpc::Status ChallengeService::Validate(grpc::ServerContext* context,
     e.device_id = verdict->record->device_id;
     e.user_id = verdict->record->user_id;
   }
-  if (hooks_.metrics != nullptr) hooks_.metrics->RecordValidation(e.reason);
+  if (hooks_.metrics != nullptr)
+    hooks_.metrics->RecordValidation(verdict->reason);
   return call.Finish(grpc::Status::OK);
 }
 

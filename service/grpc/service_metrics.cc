@@ -1,10 +1,15 @@
 #include "service/grpc/service_metrics.h"
 
+#include <algorithm>
+
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 
 namespace scepca {
 namespace {
+
+constexpr auto kRelaxed = std::memory_order_relaxed;
 
 std::string Label(absl::string_view value) {
   std::string out;
@@ -21,30 +26,45 @@ std::string Label(absl::string_view value) {
 
 std::string Number(double v) { return absl::StrFormat("%.17g", v); }
 
+std::string CodeName(int code) {
+  std::string name =
+      absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
+  return name.empty() ? "UNKNOWN" : name;
+}
+
 }  // namespace
 
-void ServiceMetrics::RecordCall(const std::string& method,
-                                const std::string& code,
+void ServiceMetrics::RecordCall(Method method, grpc::StatusCode code,
                                 absl::Duration latency) {
+  const int m = static_cast<int>(method);
+  const int c = static_cast<int>(code);
+  if (m < 0 || m >= kMethods) return;
+  MethodStats& stats = methods_[m];
+  stats.calls[c >= 0 && c < kCodes ? c : static_cast<int>(grpc::UNKNOWN)]
+      .fetch_add(1, kRelaxed);
+  // One bucket per call (the first bound at or above its latency); Render()
+  // makes them cumulative. Beyond the last bound it counts only in +Inf.
   const double seconds = absl::ToDoubleSeconds(latency);
-  absl::MutexLock lock(&mu_);
-  ++calls_[{method, code}];
-  Histogram& h = latency_[method];
   for (size_t i = 0; i < kBuckets.size(); ++i) {
-    if (seconds <= kBuckets[i]) ++h.buckets[i];
+    if (seconds <= kBuckets[i]) {
+      stats.buckets[i].fetch_add(1, kRelaxed);
+      break;
+    }
   }
-  ++h.count;
-  h.sum += seconds;
+  stats.count.fetch_add(1, kRelaxed);
+  stats.sum_nanos.fetch_add(static_cast<uint64_t>(std::max<int64_t>(
+                                0, absl::ToInt64Nanoseconds(latency))),
+                            kRelaxed);
 }
 
-void ServiceMetrics::RecordValidation(const std::string& reason) {
-  absl::MutexLock lock(&mu_);
-  ++validations_[reason];
+void ServiceMetrics::RecordValidation(Reason reason) {
+  const int r = static_cast<int>(reason);
+  if (r >= 0 && r < kReasons) validations_[r].fetch_add(1, kRelaxed);
 }
 
-void ServiceMetrics::RecordStoreError(const std::string& operation) {
-  absl::MutexLock lock(&mu_);
-  ++store_errors_[operation];
+void ServiceMetrics::RecordStoreError(Method method) {
+  const int m = static_cast<int>(method);
+  if (m >= 0 && m < kMethods) methods_[m].store_errors.fetch_add(1, kRelaxed);
 }
 
 void ServiceMetrics::SetGauge(const std::string& name, const std::string& help,
@@ -54,17 +74,25 @@ void ServiceMetrics::SetGauge(const std::string& name, const std::string& help,
 }
 
 std::map<std::string, uint64_t> ServiceMetrics::CallCounts() const {
-  absl::MutexLock lock(&mu_);
   std::map<std::string, uint64_t> out;
-  for (const auto& [key, n] : calls_) {
-    out[absl::StrCat(key.first, "/", key.second)] = n;
+  for (int m = 0; m < kMethods; ++m) {
+    for (int c = 0; c < kCodes; ++c) {
+      const uint64_t n = methods_[m].calls[c].load(kRelaxed);
+      if (n == 0) continue;
+      out[absl::StrCat(MethodName(static_cast<Method>(m)), "/", CodeName(c))] =
+          n;
+    }
   }
   return out;
 }
 
 std::map<std::string, uint64_t> ServiceMetrics::ValidationCounts() const {
-  absl::MutexLock lock(&mu_);
-  return validations_;
+  std::map<std::string, uint64_t> out;
+  for (int r = 0; r < kReasons; ++r) {
+    const uint64_t n = validations_[r].load(kRelaxed);
+    if (n > 0) out[std::string(ReasonName(static_cast<Reason>(r)))] = n;
+  }
+  return out;
 }
 
 double ServiceMetrics::GaugeValue(const std::string& name) const {
@@ -74,7 +102,6 @@ double ServiceMetrics::GaugeValue(const std::string& name) const {
 }
 
 std::string ServiceMetrics::Render() const {
-  absl::MutexLock lock(&mu_);
   std::string out;
   absl::StrAppend(&out,
                   "# HELP scepca_up 1 while the process serves.\n"
@@ -82,31 +109,45 @@ std::string ServiceMetrics::Render() const {
   absl::StrAppend(&out,
                   "# HELP scepca_rpc_requests_total gRPC calls by method and "
                   "status code.\n# TYPE scepca_rpc_requests_total counter\n");
-  for (const auto& [key, n] : calls_) {
-    absl::StrAppend(&out, "scepca_rpc_requests_total{method=\"",
-                    Label(key.first), "\",code=\"", Label(key.second), "\"} ",
-                    n, "\n");
+  for (int m = 0; m < kMethods; ++m) {
+    const std::string method = Label(MethodName(static_cast<Method>(m)));
+    for (int c = 0; c < kCodes; ++c) {
+      const uint64_t n = methods_[m].calls[c].load(kRelaxed);
+      if (n == 0) continue;
+      absl::StrAppend(&out, "scepca_rpc_requests_total{method=\"", method,
+                      "\",code=\"", CodeName(c), "\"} ", n, "\n");
+    }
   }
   absl::StrAppend(&out,
                   "# HELP scepca_rpc_latency_seconds gRPC call latency.\n"
                   "# TYPE scepca_rpc_latency_seconds histogram\n");
-  for (const auto& [method, h] : latency_) {
+  for (int m = 0; m < kMethods; ++m) {
+    const MethodStats& h = methods_[m];
+    uint64_t count = h.count.load(kRelaxed);
+    if (count == 0) continue;
+    const std::string method = Label(MethodName(static_cast<Method>(m)));
+    uint64_t cumulative = 0;
     for (size_t i = 0; i < kBuckets.size(); ++i) {
+      cumulative += h.buckets[i].load(kRelaxed);
       absl::StrAppend(&out, "scepca_rpc_latency_seconds_bucket{method=\"",
-                      Label(method), "\",le=\"", Number(kBuckets[i]), "\"} ",
-                      h.buckets[i], "\n");
+                      method, "\",le=\"", Number(kBuckets[i]), "\"} ",
+                      cumulative, "\n");
     }
-    absl::StrAppend(&out, "scepca_rpc_latency_seconds_bucket{method=\"",
-                    Label(method), "\",le=\"+Inf\"} ", h.count, "\n");
-    absl::StrAppend(&out, "scepca_rpc_latency_seconds_sum{method=\"",
-                    Label(method), "\"} ", Number(h.sum), "\n");
-    absl::StrAppend(&out, "scepca_rpc_latency_seconds_count{method=\"",
-                    Label(method), "\"} ", h.count, "\n");
+    // Counters are read one by one while calls go on: keep +Inf (the count)
+    // at least the last bucket, as Prometheus requires.
+    count = std::max(count, cumulative);
+    absl::StrAppend(&out, "scepca_rpc_latency_seconds_bucket{method=\"", method,
+                    "\",le=\"+Inf\"} ", count, "\n");
+    absl::StrAppend(
+        &out, "scepca_rpc_latency_seconds_sum{method=\"", method, "\"} ",
+        Number(static_cast<double>(h.sum_nanos.load(kRelaxed)) / 1e9), "\n");
+    absl::StrAppend(&out, "scepca_rpc_latency_seconds_count{method=\"", method,
+                    "\"} ", count, "\n");
   }
   absl::StrAppend(&out,
                   "# HELP scepca_validations_total Validate verdicts by "
                   "reason.\n# TYPE scepca_validations_total counter\n");
-  for (const auto& [reason, n] : validations_) {
+  for (const auto& [reason, n] : ValidationCounts()) {
     absl::StrAppend(&out, "scepca_validations_total{reason=\"", Label(reason),
                     "\"} ", n, "\n");
   }
@@ -114,10 +155,13 @@ std::string ServiceMetrics::Render() const {
                   "# HELP scepca_store_errors_total Calls that failed "
                   "because the store did not answer.\n"
                   "# TYPE scepca_store_errors_total counter\n");
-  for (const auto& [op, n] : store_errors_) {
-    absl::StrAppend(&out, "scepca_store_errors_total{operation=\"", Label(op),
-                    "\"} ", n, "\n");
+  for (int m = 0; m < kMethods; ++m) {
+    const uint64_t n = methods_[m].store_errors.load(kRelaxed);
+    if (n == 0) continue;
+    absl::StrAppend(&out, "scepca_store_errors_total{operation=\"",
+                    Label(MethodName(static_cast<Method>(m))), "\"} ", n, "\n");
   }
+  absl::MutexLock lock(&mu_);
   for (const auto& [name, gauge] : gauges_) {
     absl::StrAppend(&out, "# HELP ", name, " ", gauge.first, "\n# TYPE ", name,
                     " gauge\n", name, " ", Number(gauge.second()), "\n");

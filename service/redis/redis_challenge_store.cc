@@ -93,12 +93,15 @@ if top[2] then expire_at(KEYS[1], num(top[2]), now) end
 return 1
 )lua";
 
-// ARGV: now, transaction id, public key hash. Returns {0} if unknown, else
-// {outcome, HGETALL}
-// with outcome 1 consumed, 2 expired, 3 already used, 4 revoked, 5 bad state.
+// ARGV: now, transaction id, public key hash, unbound only ("1"/"0").
+// Returns {0} if unknown, else {outcome, HGETALL} with outcome 1 consumed,
+// 2 expired, 3 already used, 4 revoked, 5 bad state, 6 bound (and unbound
+// only: left untouched).
 constexpr absl::string_view kConsumeLua = R"lua(
-local f = redis.call('HMGET', KEYS[1], 'state', 'expires_at', 'forget_at')
+local f = redis.call('HMGET', KEYS[1], 'state', 'expires_at', 'forget_at',
+                     'cn', 'dns', 'email', 'uris')
 if not f[1] or not f[3] or num(f[3]) <= now then return {0} end
+local function set(v) return v and v ~= '' end
 local outcome
 if f[1] == 'used' then
   outcome = 3
@@ -108,6 +111,9 @@ elseif f[1] ~= 'pending' then
   outcome = 5
 elseif now >= num(f[2]) then
   outcome = 2
+elseif ARGV[4] == '1' and (set(f[4]) or set(f[5]) or set(f[6]) or
+                           set(f[7])) then
+  outcome = 6
 else
   redis.call('HSET', KEYS[1], 'state', 'used', 'used_at', ARGV[1],
              'used_tx', ARGV[2], 'used_key', ARGV[3])
@@ -1043,7 +1049,8 @@ absl::StatusOr<ConsumeResult> RedisChallengeStore::Consume(absl::string_view id,
         SCEPCA_ASSIGN_OR_RETURN(
             RedisReply reply,
             RunScript(&session, ConsumeScript(), key,
-                      {now_text, use.transaction_id, use.public_key_sha256}));
+                      {now_text, use.transaction_id, use.public_key_sha256,
+                       use.unbound_only ? "1" : "0"}));
         SCEPCA_ASSIGN_OR_RETURN(ConsumeResult consumed,
                                 DecodeConsumeReply(reply, result));
         if (consumed.outcome != ConsumeResult::Outcome::kConsumed) {
@@ -1102,6 +1109,9 @@ absl::StatusOr<ConsumeResult> RedisChallengeStore::DecodeConsumeReply(
       break;
     case 4:
       result.outcome = ConsumeResult::Outcome::kRevoked;
+      break;
+    case 6:
+      result.outcome = ConsumeResult::Outcome::kBound;
       break;
     default:
       return Malformed("state");

@@ -118,6 +118,61 @@ TEST_P(ChallengeStoreContractTest, ConsumeSucceedsOnceThenSaysAlreadyUsed) {
   EXPECT_EQ(got->used_transaction_id, "tx-1");
 }
 
+TEST_P(ChallengeStoreContractTest, UnboundOnlyConsumeLeavesABoundRecord) {
+  // Each part of a binding alone makes a record bound.
+  std::vector<IdentityBinding> bindings(4);
+  bindings[0].common_name = "device.example.org";
+  bindings[1].dns_names = {"a.example.org"};
+  bindings[2].email_addresses = {"u@example.org"};
+  bindings[3].uris = {"urn:uuid:1"};
+  UseInfo unbound_only = Use("tx-1");
+  unbound_only.unbound_only = true;
+  for (int i = 0; i < 4; ++i) {
+    SCOPED_TRACE(i);
+    ChallengeRecord r = MakeRecord(IdFor(40 + i), "dev", "", absl::Hours(1));
+    r.binding = bindings[i];
+    ASSERT_THAT(store_->Insert(r, Now()), IsOk());
+    absl::StatusOr<ConsumeResult> refused =
+        store_->Consume(r.id, unbound_only, Now());
+    ASSERT_THAT(refused, IsOk());
+    EXPECT_EQ(refused->outcome, ConsumeResult::Outcome::kBound);
+    EXPECT_EQ(refused->record.binding, bindings[i]);
+    EXPECT_EQ(refused->record.state, ChallengeState::kPending);
+    absl::StatusOr<ChallengeRecord> got = store_->Get(r.id, Now());
+    ASSERT_THAT(got, IsOk());
+    EXPECT_EQ(got->state, ChallengeState::kPending);
+    // The same record is consumed by a request that does not ask for that.
+    absl::StatusOr<ConsumeResult> consumed =
+        store_->Consume(r.id, Use("tx-2"), Now());
+    ASSERT_THAT(consumed, IsOk());
+    EXPECT_EQ(consumed->outcome, ConsumeResult::Outcome::kConsumed);
+    // A used record is reported as used, bound or not.
+    absl::StatusOr<ConsumeResult> again =
+        store_->Consume(r.id, unbound_only, Now());
+    ASSERT_THAT(again, IsOk());
+    EXPECT_EQ(again->outcome, ConsumeResult::Outcome::kAlreadyUsed);
+  }
+  // An unbound record is consumed as usual.
+  ASSERT_THAT(
+      store_->Insert(MakeRecord(IdFor(44), "dev", "", absl::Hours(1)), Now()),
+      IsOk());
+  absl::StatusOr<ConsumeResult> plain =
+      store_->Consume(IdFor(44), unbound_only, Now());
+  ASSERT_THAT(plain, IsOk());
+  EXPECT_EQ(plain->outcome, ConsumeResult::Outcome::kConsumed);
+  EXPECT_EQ(plain->record.used_transaction_id, "tx-1");
+  // An expired bound record says expired.
+  ChallengeRecord expiring =
+      MakeRecord(IdFor(45), "dev", "", absl::Milliseconds(200));
+  expiring.binding.common_name = "x";
+  ASSERT_THAT(store_->Insert(expiring, Now()), IsOk());
+  Advance(absl::Milliseconds(300));
+  absl::StatusOr<ConsumeResult> expired =
+      store_->Consume(IdFor(45), unbound_only, Now());
+  ASSERT_THAT(expired, IsOk());
+  EXPECT_EQ(expired->outcome, ConsumeResult::Outcome::kExpired);
+}
+
 TEST_P(ChallengeStoreContractTest, ConsumeOfUnknownIdSaysNotFound) {
   absl::StatusOr<ConsumeResult> r = store_->Consume(IdFor(5), Use(""), Now());
   ASSERT_THAT(r, IsOk());
