@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "client/challenge_client.h"
 #include "client/challengectl.h"
+#include "client/client_flags.h"
 #include "service/core/csr.h"
 #include "service/flags/flag_set.h"
 
@@ -288,16 +289,7 @@ int RunChallengeVerify(
                "append the decision's log line to FILE (default: stderr)");
   flags.Int("max-csr-bytes", &options.max_csr_bytes,
             "refuse a larger request on stdin");
-  flags.String("tls-ca", &options.client.tls_ca,
-               "PEM CAs to trust for the authority (enables TLS)");
-  flags.String("tls-cert", &options.client.tls_cert,
-               "PEM client certificate for mutual TLS (with --tls-key)");
-  flags.String("tls-key", &options.client.tls_key,
-               "PEM private key of the client certificate (mode 0600)");
-  flags.String("tls-server-name", &options.client.tls_server_name,
-               "name to expect in the authority's certificate");
-  flags.String("token-file", &options.client.token_file,
-               "file (mode 0600) with a bearer token for the authority");
+  AddClientFlags(&flags, &options.client);
   absl::StatusOr<std::vector<std::string>> rest = flags.Parse(args);
   std::string usage_error;
   if (!rest.ok()) {

@@ -18,6 +18,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "client/challenge_client.h"
+#include "client/client_flags.h"
 #include "client/doctor.h"
 #include "client/explain.h"
 #include "client/mobileconfig.h"
@@ -990,16 +991,7 @@ int RunChallengectl(const std::vector<std::string>& args, std::ostream& out,
                "authority address HOST:PORT (or $CHALLENGECTL_SERVER)");
   flags.Bool("json", &g.json, "print responses as JSON (protobuf mapping)");
   flags.Duration("deadline", &g.deadline, "deadline of each call");
-  flags.String("tls-ca", &g.client.tls_ca,
-               "PEM CAs to trust for the server (enables TLS)");
-  flags.String("tls-cert", &g.client.tls_cert,
-               "PEM client certificate for mutual TLS (with --tls-key)");
-  flags.String("tls-key", &g.client.tls_key,
-               "PEM private key of the client certificate (mode 0600)");
-  flags.String("tls-server-name", &g.client.tls_server_name,
-               "name to expect in the server's certificate");
-  flags.String("token-file", &g.client.token_file,
-               "file (mode 0600) with a bearer token for the server");
+  AddClientFlags(&flags, &g.client);
   absl::StatusOr<std::vector<std::string>> rest =
       flags.Parse(args, /*stop_at_positional=*/true);
   if (!rest.ok()) {

@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "service/core/hashing.h"
 
 namespace scepca {
 namespace {
@@ -654,15 +655,18 @@ absl::StatusOr<ParsedCsr> ParseDer(absl::string_view der,
     return Refuse("signature does not verify with the request's public key");
   }
 
+  // The request's own SubjectPublicKeyInfo, re-serialised from its parsed
+  // ASN.1 (i2d_PUBKEY on the EVP_PKEY would go through OpenSSL 3's encoder
+  // framework: about a quarter of the whole parse).
   unsigned char* spki = nullptr;
-  const int spki_len = i2d_PUBKEY(pkey.get(), &spki);
+  const int spki_len =
+      i2d_X509_PUBKEY(X509_REQ_get_X509_PUBKEY(req.get()), &spki);
   OpenSslPtr<unsigned char> owned_spki(spki);
   if (spki_len <= 0 || spki == nullptr) {
     return Refuse("public key cannot be encoded as SubjectPublicKeyInfo");
   }
-  out.public_key_sha256.resize(SHA256_DIGEST_LENGTH);
-  SHA256(spki, static_cast<size_t>(spki_len),
-         reinterpret_cast<unsigned char*>(out.public_key_sha256.data()));
+  out.public_key_sha256 = Sha256(absl::string_view(
+      reinterpret_cast<const char*>(spki), static_cast<size_t>(spki_len)));
   out.der.assign(der.data(), der.size());
   return out;
 }
