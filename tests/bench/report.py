@@ -39,7 +39,10 @@ DESCRIPTION = {
 }
 SERVER = {
     "authority": "authority",
-    "before": "authority before (sync server)",
+    # SCEPCA_BENCH_BEFORE_LABEL names the other build (run.sh).
+    "before": "authority before ("
+    + os.environ.get("SCEPCA_BENCH_BEFORE_LABEL", "other build")
+    + ")",
     "base_async": "baseline, authority's threading",
     "base_callback": "baseline, callback + pipelined Redis",
     "base_sync": "baseline, gRPC sync server",

@@ -21,6 +21,7 @@
 #   SCEPCA_BENCH_BEFORE   a challenge-authority binary to compare with (e.g.
 #                         built from an older commit): its rows are added to
 #                         the concurrency-64 table as "before"
+#   SCEPCA_BENCH_BEFORE_LABEL  what to call it in the table (e.g. a commit)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
