@@ -292,15 +292,7 @@ absl::Status ChallengeAuthority::CheckNotRevokedWhileIssuing(
 
 absl::StatusOr<absl::Time> ChallengeAuthority::RevokedBefore(
     absl::string_view device_id, absl::string_view user_id, absl::Time now) {
-  absl::Time revoked_before = absl::InfinitePast();
-  for (auto [type, subject] : {std::make_pair(SubjectType::kDevice, device_id),
-                               std::make_pair(SubjectType::kUser, user_id)}) {
-    if (subject.empty()) continue;
-    SCEPCA_ASSIGN_OR_RETURN(absl::Time t,
-                            store_->RevokedBefore(type, subject, now));
-    revoked_before = std::max(revoked_before, t);
-  }
-  return revoked_before;
+  return store_->RevokedBeforeEither(device_id, user_id, now);
 }
 
 absl::StatusOr<absl::optional<IssueResult>>

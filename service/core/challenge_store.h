@@ -95,6 +95,12 @@ class ChallengeStore {
                                                    absl::string_view subject,
                                                    absl::Time now) = 0;
 
+  // The newer of RevokedBefore(kDevice, device_id) and, unless `user_id` is
+  // empty, RevokedBefore(kUser, user_id). A store may read both in one round
+  // trip; by default this calls RevokedBefore() for each.
+  virtual absl::StatusOr<absl::Time> RevokedBeforeEither(
+      absl::string_view device_id, absl::string_view user_id, absl::Time now);
+
   // Lists the subject's known records ordered by forget_at, then id.
   // `page_token` is empty or a token from an earlier page; 1 <= page_size.
   virtual absl::StatusOr<ChallengePage> List(SubjectType type,

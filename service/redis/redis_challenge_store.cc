@@ -996,15 +996,20 @@ absl::Status RedisChallengeStore::Insert(const ChallengeRecord& record,
     return UnexpectedReply("HGET");
   }
 
-  // Index first, so that no record exists unindexed.
+  // Index first, so that no record exists unindexed (both indexes in one
+  // pipeline per node).
+  std::vector<ScriptCall> index_calls;
   for (SubjectType type : {SubjectType::kDevice, SubjectType::kUser}) {
     const std::string& subject = SubjectOf(record, type);
     if (subject.empty()) continue;
-    SCEPCA_ASSIGN_OR_RETURN(
-        RedisReply indexed,
-        KeyScript(*backend_, IndexScript(), IndexKey(type, subject),
-                  {now_text, forget_text, record.id}));
-    if (!indexed.is_integer()) return UnexpectedReply("the index script");
+    index_calls.push_back(
+        {IndexKey(type, subject), {now_text, forget_text, record.id}});
+  }
+  SCEPCA_ASSIGN_OR_RETURN(
+      std::vector<RedisReply> indexed,
+      RunScriptBatch(*backend_, IndexScript(), index_calls));
+  for (const RedisReply& reply : indexed) {
+    if (!reply.is_integer()) return UnexpectedReply("the index script");
   }
 
   const std::vector<std::string> fields = RecordFields(record);
@@ -1254,6 +1259,34 @@ absl::StatusOr<absl::Time> RedisChallengeStore::RevokedBefore(
   const std::string key = MarkerKey(type, subject);
   SCEPCA_ASSIGN_OR_RETURN(
       RedisReply reply, KeyCommand(*backend_, key, {"HMGET", key, "rb", "fa"}));
+  return DecodeMarker(reply, now);
+}
+
+absl::StatusOr<absl::Time> RedisChallengeStore::RevokedBeforeEither(
+    absl::string_view device_id, absl::string_view user_id, absl::Time now) {
+  if (user_id.empty()) {
+    return RevokedBefore(SubjectType::kDevice, device_id, now);
+  }
+  const std::vector<std::string> keys = {
+      MarkerKey(SubjectType::kDevice, device_id),
+      MarkerKey(SubjectType::kUser, user_id)};
+  SCEPCA_ASSIGN_OR_RETURN(
+      std::vector<RedisReply> replies,
+      backend_->PipelineByKey(keys, {{"HMGET", keys[0], "rb", "fa"},
+                                     {"HMGET", keys[1], "rb", "fa"}}));
+  absl::Time newest = absl::InfinitePast();
+  for (const RedisReply& reply : replies) {
+    SCEPCA_ASSIGN_OR_RETURN(absl::Time t, DecodeMarker(reply, now));
+    newest = std::max(newest, t);
+  }
+  return newest;
+}
+
+absl::StatusOr<absl::Time> RedisChallengeStore::DecodeMarker(
+    const RedisReply& reply, absl::Time now) const {
+  if (reply.is_error()) {
+    return StatusFromErrorReply(backend_->Describe(), reply.str);
+  }
   if (!reply.is_array() || reply.elements.size() != 2) {
     return UnexpectedReply("HMGET");
   }

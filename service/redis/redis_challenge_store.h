@@ -155,6 +155,10 @@ class RedisChallengeStore final : public ChallengeStore {
   absl::StatusOr<absl::Time> RevokedBefore(SubjectType type,
                                            absl::string_view subject,
                                            absl::Time now) override;
+  // Both markers in one pipeline (per node).
+  absl::StatusOr<absl::Time> RevokedBeforeEither(absl::string_view device_id,
+                                                 absl::string_view user_id,
+                                                 absl::Time now) override;
   // Returns kInvalidArgument for a page token not made by this store or a
   // page_size < 1.
   absl::StatusOr<ChallengePage> List(SubjectType type,
@@ -207,6 +211,10 @@ class RedisChallengeStore final : public ChallengeStore {
   // Decodes a consume script's {outcome, HGETALL} reply into `result`.
   static absl::StatusOr<ConsumeResult> DecodeConsumeReply(
       const RedisReply& reply, ConsumeResult result);
+  // Decodes an HMGET of a marker's rb and fa: absl::InfinitePast() if there
+  // is none (or it is forgotten at `now`).
+  absl::StatusOr<absl::Time> DecodeMarker(const RedisReply& reply,
+                                          absl::Time now) const;
   std::string IndexKey(SubjectType type, absl::string_view subject) const;
   std::string MarkerKey(SubjectType type, absl::string_view subject) const;
   std::string IdempotencyKey(absl::string_view key) const;

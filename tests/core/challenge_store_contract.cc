@@ -87,6 +87,33 @@ TEST_P(ChallengeStoreContractTest, InsertOfExistingIdFailsAlreadyExists) {
               IsOkAndHolds(Field(&ChallengeRecord::device_id, "dev")));
 }
 
+TEST_P(ChallengeStoreContractTest, RevokedBeforeEitherIsTheNewerMarker) {
+  EXPECT_THAT(store_->RevokedBeforeEither("dev-e", "user-e", Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+  EXPECT_THAT(store_->RevokedBeforeEither("dev-e", "", Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+  const absl::Time first = Now();
+  ASSERT_THAT(store_->RevokeSubject(SubjectType::kUser, "user-e", "lost", first,
+                                    first + absl::Hours(1)),
+              IsOk());
+  EXPECT_THAT(store_->RevokedBeforeEither("dev-e", "user-e", Now()),
+              IsOkAndHolds(first));
+  // Without a user only the device's marker counts.
+  EXPECT_THAT(store_->RevokedBeforeEither("dev-e", "", Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+  const absl::Time second = first + absl::Milliseconds(5);
+  ASSERT_THAT(store_->RevokeSubject(SubjectType::kDevice, "dev-e", "stolen",
+                                    second, second + absl::Hours(1)),
+              IsOk());
+  EXPECT_THAT(store_->RevokedBeforeEither("dev-e", "user-e", Now()),
+              IsOkAndHolds(second));
+  EXPECT_THAT(store_->RevokedBeforeEither("dev-e", "", Now()),
+              IsOkAndHolds(second));
+  // A user's marker does not apply to a device of the same name.
+  EXPECT_THAT(store_->RevokedBeforeEither("user-e", "dev-other", Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+}
+
 TEST_P(ChallengeStoreContractTest, GetOfUnknownIdFailsNotFound) {
   EXPECT_THAT(store_->Get(IdFor(3), Now()),
               StatusIs(absl::StatusCode::kNotFound));

@@ -53,6 +53,11 @@ class ForwardingChallengeStore : public ChallengeStore {
                                            absl::Time now) override {
     return inner_->RevokedBefore(type, subject, now);
   }
+  absl::StatusOr<absl::Time> RevokedBeforeEither(absl::string_view device_id,
+                                                 absl::string_view user_id,
+                                                 absl::Time now) override {
+    return inner_->RevokedBeforeEither(device_id, user_id, now);
+  }
   absl::StatusOr<ChallengePage> List(SubjectType type,
                                      absl::string_view subject, int size,
                                      absl::string_view token,
