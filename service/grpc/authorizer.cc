@@ -116,6 +116,12 @@ absl::StatusOr<std::unique_ptr<Authorizer>> Authorizer::FromJson(
       if (!role.ok()) return error(role.status().message());
       out.roles.insert(*role);
     }
+    for (const auto& [key, value] : p.scope_labels()) {
+      // The authority checks label texts when it issues; here only what
+      // would make a scope meaningless.
+      if (key.empty()) return error("scope_labels has an empty key");
+      out.scope[key] = value;
+    }
     principals.push_back(std::move(out));
   }
   return std::unique_ptr<Authorizer>(new Authorizer(std::move(principals)));
@@ -176,9 +182,17 @@ const Authorizer::Principal* Authorizer::Find(const Identity& id) const {
   return nullptr;
 }
 
+bool InScope(const std::map<std::string, std::string>& labels,
+             const std::map<std::string, std::string>& scope) {
+  for (const auto& [key, value] : scope) {
+    auto it = labels.find(key);
+    if (it == labels.end() || it->second != value) return false;
+  }
+  return true;
+}
+
 grpc::Status Authorizer::Authorize(const grpc::ServerContext& context,
-                                   Method method,
-                                   std::string* principal) const {
+                                   Method method, Caller* caller) const {
   const Identity identity = IdentityOf(context);
   if (identity.empty()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
@@ -198,7 +212,8 @@ grpc::Status Authorizer::Authorize(const grpc::ServerContext& context,
                : grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                               "the bearer token is not known");
   }
-  *principal = p->name;
+  caller->name = p->name;
+  caller->scope = p->scope;
   if (p->roles.count(Role::kAdmin) > 0 ||
       p->roles.count(RequiredRole(method)) > 0) {
     return grpc::Status::OK;

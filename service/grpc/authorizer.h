@@ -10,6 +10,7 @@
 
 #include <grpcpp/server_context.h>
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -44,10 +45,19 @@ class Authorizer {
   static absl::StatusOr<std::unique_ptr<Authorizer>> FromFile(
       const std::string& path);
 
-  // Returns OK with the caller's principal name in `*principal`, or
-  // UNAUTHENTICATED / PERMISSION_DENIED.
+  // Who called, once identified.
+  struct Caller {
+    std::string name;  // The principal's name.
+    // The principal's scope_labels (empty: not scoped): labels that every
+    // challenge it issues carries, and that a challenge must carry for
+    // GetChallenge and ListChallenges to show it to this caller.
+    std::map<std::string, std::string> scope;
+  };
+
+  // Returns OK with the caller in `*caller`, or UNAUTHENTICATED /
+  // PERMISSION_DENIED (then *caller names a known principal, if any).
   grpc::Status Authorize(const grpc::ServerContext& context, Method method,
-                         std::string* principal) const;
+                         Caller* caller) const;
 
   // The identity as gRPC presents it, independent of any policy: the
   // certificate's names and the bearer token's SHA-256 (for logs and tests).
@@ -68,6 +78,7 @@ class Authorizer {
     std::string uri, dns, cn;
     std::string token_sha256;
     std::set<Role> roles;
+    std::map<std::string, std::string> scope;
   };
   explicit Authorizer(std::vector<Principal> principals)
       : principals_(std::move(principals)) {}
@@ -75,6 +86,10 @@ class Authorizer {
 
   const std::vector<Principal> principals_;
 };
+
+// True if `labels` has every label of `scope` with the same value.
+bool InScope(const std::map<std::string, std::string>& labels,
+             const std::map<std::string, std::string>& scope);
 
 // Returns the role needed for `method` by non-admins.
 Role RequiredRole(Method method);

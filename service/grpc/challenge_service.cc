@@ -1,5 +1,6 @@
 #include "service/grpc/challenge_service.h"
 
+#include <map>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -35,8 +36,9 @@ class ChallengeService::Call {
       entry_.peer = context->peer();
     }
     if (service.hooks_.authorizer != nullptr) {
-      authorized_ = service.hooks_.authorizer->Authorize(*context, method,
-                                                         &entry_.caller);
+      authorized_ =
+          service.hooks_.authorizer->Authorize(*context, method, &caller_);
+      entry_.caller = caller_.name;
     }
     if (authorized_.ok() && service.hooks_.rate_limiter != nullptr) {
       const std::string key = entry_.caller.empty()
@@ -53,6 +55,10 @@ class ChallengeService::Call {
   }
 
   const grpc::Status& authorized() const { return authorized_; }
+  // The caller's tenant scope (empty without an authz file or a scope).
+  const std::map<std::string, std::string>& scope() const {
+    return caller_.scope;
+  }
   AuditEntry& entry() { return entry_; }
 
   // Records the call and returns `status`.
@@ -80,6 +86,7 @@ class ChallengeService::Call {
   const Method method_;
   const absl::Time start_;
   AuditEntry entry_;
+  Authorizer::Caller caller_;
   grpc::Status authorized_ = grpc::Status::OK;
 };
 
@@ -92,6 +99,15 @@ grpc::Status ChallengeService::IssueChallenge(
   if (!call.authorized().ok()) return call.Finish(call.authorized());
   absl::StatusOr<IssueRequest> issue = FromProto(*request);
   if (!issue.ok()) return call.Finish(ToGrpcStatus(issue.status()));
+  for (const auto& [key, value] : call.scope()) {
+    auto [it, added] = issue->labels.emplace(key, value);
+    if (!added && it->second != value) {
+      return call.Finish(grpc::Status(
+          grpc::StatusCode::PERMISSION_DENIED,
+          absl::StrCat("labels[", key, "] is fixed to '", value,
+                       "' for principal '", call.entry().caller, "'")));
+    }
+  }
   absl::StatusOr<IssueResult> result = authority_->Issue(*issue);
   if (!result.ok()) return call.Finish(ToGrpcStatus(result.status()));
   ToProto(*result, response);
@@ -149,6 +165,11 @@ grpc::Status ChallengeService::GetChallenge(
   absl::StatusOr<ChallengeRecord> record =
       authority_->Get(request->challenge_id());
   if (!record.ok()) return call.Finish(ToGrpcStatus(record.status()));
+  if (!InScope(record->labels, call.scope())) {
+    // Another tenant's challenge: as if it did not exist.
+    return call.Finish(
+        grpc::Status(grpc::StatusCode::NOT_FOUND, "no such challenge"));
+  }
   ToProto(*record, response);
   return call.Finish(grpc::Status::OK);
 }
@@ -203,10 +224,13 @@ grpc::Status ChallengeService::ListChallenges(
                        request->page_size(), request->page_token());
   if (!page.ok()) return call.Finish(ToGrpcStatus(page.status()));
   for (const ChallengeRecord& record : page->records) {
+    // Another tenant's challenges are left out (a page may come out short;
+    // the page token still continues after them).
+    if (!InScope(record.labels, call.scope())) continue;
     ToProto(record, response->add_challenges());
   }
   response->set_next_page_token(page->next_page_token);
-  call.entry().count = static_cast<int64_t>(page->records.size());
+  call.entry().count = response->challenges_size();
   return call.Finish(grpc::Status::OK);
 }
 

@@ -41,6 +41,10 @@ std::string Policy() {
         {"name": "scep", "match": {"uri": "spiffe://example.org/scep"},
          "roles": ["validator"]},
         {"name": "ops", "match": {"cn": "ops"}, "roles": ["admin"]},
+        {"name": "mdm-acme", "match": {"dns": "mdm.acme.example"},
+         "roles": ["issuer"], "scope_labels": {"tenant": "acme"}},
+        {"name": "mdm-globex", "match": {"dns": "mdm.globex.example"},
+         "roles": ["issuer"], "scope_labels": {"tenant": "globex"}},
         {"name": "bridge", "token_sha256": ")",
       HexEncode(Sha256(kBridgeToken)), R"(", "roles": ["validator"]}]})");
 }
@@ -222,6 +226,75 @@ TEST_F(AuthzTest, BearerTokens) {
   issue.set_device_id("d");
   EXPECT_THAT(Client(nullptr, kBridgeToken)->IssueChallenge(issue),
               StatusIs(kDenied, HasSubstr("bridge")));
+}
+
+TEST_F(AuthzTest, ScopedIssuersSeeOnlyTheirTenant) {
+  CertSpec acme_spec;
+  acme_spec.common_name = "acme";
+  acme_spec.dns_names = {"mdm.acme.example"};
+  CertSpec globex_spec;
+  globex_spec.common_name = "globex";
+  globex_spec.dns_names = {"mdm.globex.example"};
+  CertSpec ops_spec;
+  ops_spec.common_name = "ops";
+  CertAndKey acme_cert = Leaf(acme_spec, *ca_);
+  CertAndKey globex_cert = Leaf(globex_spec, *ca_);
+  CertAndKey ops_cert = Leaf(ops_spec, *ca_);
+  auto acme = Client(&acme_cert);
+  auto globex = Client(&globex_cert);
+  auto ops = Client(&ops_cert);
+
+  // The scope's labels are added to what the issuer asks for.
+  v1::IssueChallengeRequest issue;
+  issue.set_device_id("shared-device");
+  (*issue.mutable_labels())["template"] = "wifi";
+  auto mine = acme->IssueChallenge(issue);
+  ASSERT_THAT(mine, IsOk());
+  // Setting the scope's label to another tenant is refused.
+  (*issue.mutable_labels())["tenant"] = "globex";
+  EXPECT_THAT(acme->IssueChallenge(issue),
+              StatusIs(kDenied, HasSubstr("labels[tenant]")));
+  // Setting it to its own value is fine.
+  (*issue.mutable_labels())["tenant"] = "acme";
+  ASSERT_THAT(acme->IssueChallenge(issue), IsOk());
+  issue.mutable_labels()->clear();
+  auto theirs = globex->IssueChallenge(issue);
+  ASSERT_THAT(theirs, IsOk());
+
+  v1::GetChallengeRequest get;
+  get.set_challenge_id(mine->challenge_id());
+  auto got = acme->GetChallenge(get);
+  ASSERT_THAT(got, IsOk());
+  EXPECT_EQ(got->labels().at("tenant"), "acme");
+  EXPECT_EQ(got->labels().at("template"), "wifi");
+  // Another tenant's challenge does not exist for this caller.
+  EXPECT_THAT(globex->GetChallenge(get), StatusIs(kNotFound));
+  EXPECT_THAT(ops->GetChallenge(get), IsOk());
+
+  // Lists leave out the other tenant's challenges of the same device.
+  v1::ListChallengesRequest list;
+  list.set_device_id("shared-device");
+  auto acme_list = acme->ListChallenges(list);
+  ASSERT_THAT(acme_list, IsOk());
+  EXPECT_EQ(acme_list->challenges_size(), 2);
+  for (const auto& c : acme_list->challenges()) {
+    EXPECT_EQ(c.labels().at("tenant"), "acme");
+  }
+  auto globex_list = globex->ListChallenges(list);
+  ASSERT_THAT(globex_list, IsOk());
+  ASSERT_EQ(globex_list->challenges_size(), 1);
+  EXPECT_EQ(globex_list->challenges(0).challenge_id(), theirs->challenge_id());
+  auto ops_list = ops->ListChallenges(list);
+  ASSERT_THAT(ops_list, IsOk());
+  EXPECT_EQ(ops_list->challenges_size(), 3);
+}
+
+TEST(AuthzPolicyScopeTest, RefusesAnEmptyScopeKey) {
+  EXPECT_THAT(
+      Authorizer::FromJson(R"({"principals": [{"name": "a",
+                  "match": {"cn": "a"}, "roles": ["issuer"],
+                  "scope_labels": {"": "x"}}]})"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("scope_labels")));
 }
 
 TEST_F(AuthzTest, AuditLinesAreJsonWithCallersAndNoSecrets) {
