@@ -211,6 +211,10 @@ class RedisChallengeStore final : public ChallengeStore {
   // Decodes a consume script's {outcome, HGETALL} reply into `result`.
   static absl::StatusOr<ConsumeResult> DecodeConsumeReply(
       const RedisReply& reply, ConsumeResult result);
+  // Decodes a consume outcome (see the consume script) and, unless it is 0,
+  // the record's HGETALL.
+  static absl::StatusOr<ConsumeResult> DecodeConsumeOutcome(
+      int64_t outcome, const RedisReply* record, ConsumeResult result);
   // Decodes an HMGET of a marker's rb and fa: absl::InfinitePast() if there
   // is none (or it is forgotten at `now`).
   absl::StatusOr<absl::Time> DecodeMarker(const RedisReply& reply,

@@ -239,7 +239,10 @@ rb "GET (baseline)" GET bench:value
 rb "SET PX (IndexTransaction)" SET bench:tx v PX 60000
 rb "HGETALL record (Get)" HGETALL "$RECORD_KEY"
 rb "HMGET marker (RevokedBefore)" HMGET "${DEVICE_KEY}:rb" rb fa
-rb "EVAL HMGET+HSET+HGETALL (like Consume)" EVAL \
+rb "EVAL HMGET+HSET (like the consume script)" EVAL \
+  "local f=redis.call('HMGET',KEYS[1],'state','expires_at','forget_at','cn','dns','email','uris') redis.call('HSET',KEYS[1],'used_tx',ARGV[1]) return 1" \
+  1 "$RECORD_KEY" tx
+rb "EVAL HMGET+HSET+HGETALL in Lua (the consume script before)" EVAL \
   "local f=redis.call('HMGET',KEYS[1],'state','expires_at','forget_at') redis.call('HSET',KEYS[1],'used_tx',ARGV[1]) return {1,redis.call('HGETALL',KEYS[1])}" \
   1 "$RECORD_KEY" tx
 fi
