@@ -537,14 +537,16 @@ absl::Status Malformed(absl::string_view what) {
       absl::StrCat("a record in Redis is malformed (", what, ")"));
 }
 
-// Turns an HGETALL reply (field, value, ...) into a map. Returns kInternal if
-// it is not a flat array of strings.
-absl::StatusOr<absl::flat_hash_map<std::string, std::string>> HashFields(
-    const RedisReply& reply) {
+// Turns an HGETALL reply (field, value, ...) into a map of views into it (no
+// copies: the reply must outlive the map). Returns kInternal if it is not a
+// flat array of strings.
+absl::StatusOr<absl::flat_hash_map<absl::string_view, absl::string_view>>
+HashFields(const RedisReply& reply) {
   if (!reply.is_array() || reply.elements.size() % 2 != 0) {
     return UnexpectedReply("HGETALL");
   }
-  absl::flat_hash_map<std::string, std::string> fields;
+  absl::flat_hash_map<absl::string_view, absl::string_view> fields;
+  fields.reserve(reply.elements.size() / 2);
   for (size_t i = 0; i < reply.elements.size(); i += 2) {
     if (!reply.elements[i].is_string() || !reply.elements[i + 1].is_string()) {
       return UnexpectedReply("HGETALL");
@@ -558,11 +560,11 @@ absl::StatusOr<absl::flat_hash_map<std::string, std::string>> HashFields(
 absl::StatusOr<ChallengeRecord> DecodeRecord(const RedisReply& reply) {
   SCEPCA_ASSIGN_OR_RETURN(auto fields, HashFields(reply));
   if (fields.empty()) return absl::NotFoundError("no such challenge");
-  auto get = [&fields](absl::string_view name) -> const std::string* {
+  auto get = [&fields](absl::string_view name) -> const absl::string_view* {
     auto it = fields.find(name);
     return it == fields.end() ? nullptr : &it->second;
   };
-  const std::string* version = get("v");
+  const absl::string_view* version = get("v");
   if (version == nullptr || *version != kRecordVersion) {
     return Malformed("unknown layout version");
   }
@@ -571,11 +573,11 @@ absl::StatusOr<ChallengeRecord> DecodeRecord(const RedisReply& reply) {
        {std::make_pair("id", &r.id), std::make_pair("device_id", &r.device_id),
         std::make_pair("user_id", &r.user_id),
         std::make_pair("cn", &r.binding.common_name)}) {
-    const std::string* value = get(name);
+    const absl::string_view* value = get(name);
     if (value == nullptr) return Malformed(name);
-    *out = *value;
+    *out = std::string(*value);
   }
-  const std::string* kind = get("kind");
+  const absl::string_view* kind = get("kind");
   if (kind == nullptr || (*kind != "1" && *kind != "2")) {
     return Malformed("kind");
   }
@@ -583,11 +585,11 @@ absl::StatusOr<ChallengeRecord> DecodeRecord(const RedisReply& reply) {
   for (auto [name, out] : {std::make_pair("dns", &r.binding.dns_names),
                            std::make_pair("email", &r.binding.email_addresses),
                            std::make_pair("uris", &r.binding.uris)}) {
-    const std::string* value = get(name);
+    const absl::string_view* value = get(name);
     if (value == nullptr || !DecodeItems(*value, out)) return Malformed(name);
   }
   std::vector<std::string> labels;
-  const std::string* encoded_labels = get("labels");
+  const absl::string_view* encoded_labels = get("labels");
   if (encoded_labels == nullptr || !DecodeItems(*encoded_labels, &labels) ||
       labels.size() % 2 != 0) {
     return Malformed("labels");
@@ -598,7 +600,7 @@ absl::StatusOr<ChallengeRecord> DecodeRecord(const RedisReply& reply) {
   for (auto [name, out] : {std::make_pair("created_at", &r.created_at),
                            std::make_pair("expires_at", &r.expires_at),
                            std::make_pair("forget_at", &r.forget_at)}) {
-    const std::string* value = get(name);
+    const absl::string_view* value = get(name);
     absl::optional<absl::Time> t;
     if (value == nullptr || !(t = DecodeTime(*value)).has_value()) {
       return Malformed(name);
@@ -627,35 +629,36 @@ absl::StatusOr<ChallengeRecord> DecodeRecord(const RedisReply& reply) {
     e.failure = items[5];
   }
   for (auto& [n, e] : outcomes) r.outcomes.push_back(std::move(e));
-  const std::string* state = get("state");
+  const absl::string_view* state = get("state");
   if (state == nullptr) return Malformed("state");
   if (*state == "pending") {
     r.state = ChallengeState::kPending;
   } else if (*state == "used") {
     r.state = ChallengeState::kUsed;
-    const std::string* used_at = get("used_at");
-    const std::string* used_tx = get("used_tx");
+    const absl::string_view* used_at = get("used_at");
+    const absl::string_view* used_tx = get("used_tx");
     absl::optional<absl::Time> t;
     if (used_at == nullptr || used_tx == nullptr ||
         !(t = DecodeTime(*used_at)).has_value()) {
       return Malformed("used_at");
     }
     r.used_at = *t;
-    r.used_transaction_id = *used_tx;
-    if (const std::string* used_key = get("used_key"); used_key != nullptr) {
-      r.used_public_key_sha256 = *used_key;
+    r.used_transaction_id = std::string(*used_tx);
+    if (const absl::string_view* used_key = get("used_key");
+        used_key != nullptr) {
+      r.used_public_key_sha256 = std::string(*used_key);
     }
   } else if (*state == "revoked") {
     r.state = ChallengeState::kRevoked;
-    const std::string* revoked_at = get("revoked_at");
-    const std::string* reason = get("revoke_reason");
+    const absl::string_view* revoked_at = get("revoked_at");
+    const absl::string_view* reason = get("revoke_reason");
     absl::optional<absl::Time> t;
     if (revoked_at == nullptr || reason == nullptr ||
         !(t = DecodeTime(*revoked_at)).has_value()) {
       return Malformed("revoked_at");
     }
     r.revoked_at = *t;
-    r.revoke_reason = *reason;
+    r.revoke_reason = std::string(*reason);
   } else {
     return Malformed("state");
   }
@@ -1439,7 +1442,7 @@ RedisChallengeStore::PutIdempotencyIfAbsent(absl::string_view key,
     if (it == fields.end()) {
       return absl::InternalError("an idempotency entry in Redis is malformed");
     }
-    *out = it->second;
+    *out = std::string(it->second);
   }
   auto it = fields.find("expires_at");
   absl::optional<absl::Time> expires_at;
