@@ -18,6 +18,7 @@
 #include "service/grpc/authorizer.h"
 #include "service/grpc/service_metrics.h"
 #include "service/http/http_server.h"
+#include "service/redis/redis_audit_stream.h"
 #include "service/redis/redis_challenge_store.h"
 
 namespace scepca {
@@ -146,6 +147,14 @@ int Run(int argc, char** argv) {
             "bursts above --rate-limit-per-caller (default: twice it)");
   flags.String("audit-log", &audit_log,
                "append one JSON line per decision to FILE ('-': stdout)");
+  bool audit_redis_stream = false;
+  flags.Bool("audit-redis-stream", &audit_redis_stream,
+             "also append each decision to the capped Redis Stream "
+             "<redis-prefix>audit (one trail for every instance; needs a "
+             "Redis store)");
+  int audit_redis_maxlen = 1000000;
+  flags.Int("audit-redis-maxlen", &audit_redis_maxlen,
+            "entries the audit stream keeps (XADD MAXLEN ~)");
   http_options.AddFlags(&flags);
 
   absl::StatusOr<std::vector<std::string>> rest =
@@ -268,6 +277,41 @@ int Run(int argc, char** argv) {
     std::cerr << "challenge-authority: " << authority.status().message()
               << "\n";
     return 2;
+  }
+  std::unique_ptr<RedisAuditStream> audit_stream;
+  std::unique_ptr<AuditTee> audit_tee;
+  if (audit_redis_stream) {
+    auto* redis = dynamic_cast<RedisChallengeStore*>(challenge_store->get());
+    if (redis == nullptr) {
+      std::cerr << "challenge-authority: --audit-redis-stream needs a Redis "
+                   "--store\n";
+      return 2;
+    }
+    RedisAuditStreamOptions stream_options;
+    stream_options.key = absl::StrCat(redis->prefix(), "audit");
+    stream_options.max_length = audit_redis_maxlen;
+    absl::StatusOr<std::unique_ptr<RedisAuditStream>> started =
+        RedisAuditStream::Start(&redis->backend(), stream_options);
+    if (!started.ok()) {
+      std::cerr << "challenge-authority: --audit-redis-stream: "
+                << started.status().message() << "\n";
+      return 2;
+    }
+    audit_stream = *std::move(started);
+    metrics.SetGauge(
+        "scepca_audit_stream_dropped",
+        "Audit entries the Redis Stream lost (queue full while "
+        "Redis was unreachable, or undelivered at shutdown).",
+        [s = audit_stream.get()] { return static_cast<double>(s->dropped()); });
+    if (audit != nullptr) {
+      audit_tee = std::make_unique<AuditTee>(
+          std::vector<AuditSink*>{audit.get(), audit_stream.get()});
+      server_options.hooks.audit = audit_tee.get();
+    } else {
+      server_options.hooks.audit = audit_stream.get();
+    }
+    LogInfo(absl::StrCat("audit trail also in the Redis Stream ",
+                         stream_options.key));
   }
   if (store == "memory") {
     LogWarning(

@@ -6,6 +6,8 @@
 
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
@@ -32,9 +34,29 @@ struct AuditEntry {
 // Returns the entry as one line of JSON (with the trailing newline).
 std::string AuditJson(const AuditEntry& entry);
 
+// Where audit entries go. Implementations are thread-safe and must not block
+// a call for long: Record() runs on every RPC's path.
+class AuditSink {
+ public:
+  virtual ~AuditSink() = default;
+  virtual void Record(const AuditEntry& entry) = 0;
+};
+
+// Records every entry in each of `sinks` (which must outlive it), in order.
+class AuditTee final : public AuditSink {
+ public:
+  explicit AuditTee(std::vector<AuditSink*> sinks) : sinks_(std::move(sinks)) {}
+  void Record(const AuditEntry& entry) override {
+    for (AuditSink* sink : sinks_) sink->Record(entry);
+  }
+
+ private:
+  const std::vector<AuditSink*> sinks_;
+};
+
 // Appends entries to a file (O_APPEND: several processes may share it) or
 // to stdout. Thread-safe.
-class AuditLog {
+class AuditLog final : public AuditSink {
  public:
   // `path` "-" is stdout. Returns kInvalidArgument if it cannot be opened.
   static absl::StatusOr<std::unique_ptr<AuditLog>> Open(
@@ -43,7 +65,7 @@ class AuditLog {
   AuditLog(const AuditLog&) = delete;
   AuditLog& operator=(const AuditLog&) = delete;
 
-  void Record(const AuditEntry& entry);
+  void Record(const AuditEntry& entry) override;
 
  private:
   explicit AuditLog(int fd, bool owned) : fd_(fd), owned_(owned) {}

@@ -17,7 +17,7 @@ namespace scepca {
 // What the service needs besides the authority; every pointer may be null.
 struct ServiceHooks {
   const Authorizer* authorizer = nullptr;  // Null: every caller may call all.
-  AuditLog* audit = nullptr;
+  AuditSink* audit = nullptr;
   ServiceMetrics* metrics = nullptr;
   RateLimiter* rate_limiter = nullptr;  // Null: no per-caller limit.
 };

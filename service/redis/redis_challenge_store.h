@@ -189,8 +189,11 @@ class RedisChallengeStore final : public ChallengeStore {
   std::string RecordKeyForTesting(absl::string_view id) const {
     return RecordKey(id);
   }
-  // The backend and the replication state (for tests).
+  // The backend (also for the audit stream, which shares its connections)
+  // and the replication state (for tests).
   RedisBackend& backend() { return *backend_; }
+  // The key prefix, e.g. "scep:".
+  const std::string& prefix() const { return prefix_; }
   RedisReplication& replication() { return replication_; }
 
  private:
