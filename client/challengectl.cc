@@ -407,7 +407,7 @@ int Stats(const Globals& g, const std::vector<std::string>& args, Io io) {
          << "started at:   " << TimeText(stats->started_at()) << "\n"
          << "outstanding:  "
          << (stats->outstanding_challenges() < 0
-                 ? std::string("not counted by this store")
+                 ? std::string("not counted (yet) by this store")
                  : absl::StrCat(stats->outstanding_challenges()))
          << "\n";
   const std::map<std::string, int64_t> validations(stats->validations().begin(),

@@ -20,6 +20,7 @@
 #include "service/http/http_server.h"
 #include "service/redis/redis_audit_stream.h"
 #include "service/redis/redis_challenge_store.h"
+#include "service/redis/redis_outstanding_counter.h"
 
 namespace scepca {
 namespace {
@@ -152,6 +153,11 @@ int Run(int argc, char** argv) {
              "also append each decision to the capped Redis Stream "
              "<redis-prefix>audit (one trail for every instance; needs a "
              "Redis store)");
+  absl::Duration outstanding_interval = absl::Minutes(5);
+  flags.Duration("outstanding-count-interval", &outstanding_interval,
+                 "Redis store: how often the fleet counts pending "
+                 "challenges for scepca_outstanding_challenges (one instance "
+                 "scans per interval; 0: never)");
   int audit_redis_maxlen = 1000000;
   flags.Int("audit-redis-maxlen", &audit_redis_maxlen,
             "entries the audit stream keeps (XADD MAXLEN ~)");
@@ -252,6 +258,7 @@ int Run(int argc, char** argv) {
                          hmac_keys, "; primary key ", ring->primary()->id));
     keys = std::make_unique<KeyRingHolder>(*std::move(ring));
   }
+  std::unique_ptr<RedisOutstandingCounter> outstanding_counter;
   absl::StatusOr<std::unique_ptr<ChallengeAuthority>> authority =
       ChallengeAuthority::Create(authority_options, challenge_store->get(),
                                  RealClock::Get(), keys.get());
@@ -262,10 +269,39 @@ int Run(int argc, char** argv) {
           "How many times the HMAC key ring was reloaded.",
           [k = keys.get()] { return static_cast<double>(k->generation()); });
     }
+    if (auto* redis =
+            dynamic_cast<RedisChallengeStore*>(challenge_store->get());
+        redis != nullptr && outstanding_interval > absl::ZeroDuration()) {
+      absl::StatusOr<std::unique_ptr<RedisOutstandingCounter>> counter =
+          RedisOutstandingCounter::Start(redis, outstanding_interval);
+      if (!counter.ok()) {
+        std::cerr << "challenge-authority: --outstanding-count-interval: "
+                  << counter.status().message() << "\n";
+        return 2;
+      }
+      outstanding_counter = *std::move(counter);
+      metrics.SetGauge(
+          "scepca_outstanding_challenges",
+          "Pending, unexpired one-time challenges, as last counted (-1: not "
+          "counted yet).",
+          [c = outstanding_counter.get()] {
+            absl::optional<RedisOutstandingCounter::Count> count = c->Latest();
+            return count.has_value() ? static_cast<double>(count->pending)
+                                     : -1.0;
+          });
+      metrics.SetGauge(
+          "scepca_outstanding_challenges_counted_at_seconds",
+          "When scepca_outstanding_challenges was counted (Unix time).",
+          [c = outstanding_counter.get()] {
+            absl::optional<RedisOutstandingCounter::Count> count = c->Latest();
+            return count.has_value() ? absl::ToDoubleSeconds(count->counted_at -
+                                                             absl::UnixEpoch())
+                                     : 0.0;
+          });
+    }
     if (auto* memory =
             dynamic_cast<InMemoryChallengeStore*>(challenge_store->get())) {
-      // Redis stores do not count: a scan of the keyspace per scrape would
-      // cost more than it tells.
+      // Counted per scrape: the records are in this process.
       metrics.SetGauge(
           "scepca_outstanding_challenges",
           "Pending, unexpired one-time challenges (memory store).", [memory] {

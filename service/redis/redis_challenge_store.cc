@@ -1463,6 +1463,56 @@ absl::Status RedisChallengeStore::Delete(absl::string_view id) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<int64_t> RedisChallengeStore::CountPending(absl::Time now) {
+  // The prefix may hold glob characters: match them literally.
+  std::string pattern;
+  for (char c : prefix_) {
+    if (c == '*' || c == '?' || c == '[' || c == ']' || c == '\\') {
+      pattern.push_back('\\');
+    }
+    pattern.push_back(c);
+  }
+  pattern += "c:{*}";
+  int64_t pending = 0;
+  SCEPCA_RETURN_IF_ERROR(backend_->ForEachMaster(
+      [&](absl::string_view, RedisSession& session) -> absl::Status {
+        std::string cursor = "0";
+        do {
+          SCEPCA_ASSIGN_OR_RETURN(
+              RedisReply page,
+              CheckReply(session,
+                         session.Command({"SCAN", cursor, "MATCH", pattern,
+                                          "COUNT", "1000", "TYPE", "hash"})));
+          if (!page.is_array() || page.elements.size() != 2 ||
+              !page.elements[0].is_string() || !page.elements[1].is_array()) {
+            return UnexpectedReply("SCAN");
+          }
+          cursor = page.elements[0].str;
+          std::vector<RedisArgs> commands;
+          commands.reserve(page.elements[1].elements.size());
+          for (const RedisReply& key : page.elements[1].elements) {
+            commands.push_back({"HMGET", key.str, "state", "expires_at"});
+          }
+          if (commands.empty()) continue;
+          SCEPCA_ASSIGN_OR_RETURN(std::vector<RedisReply> records,
+                                  session.Pipeline(commands));
+          for (const RedisReply& r : records) {
+            // An error (a key that moved away) or a vanished key: skipped.
+            if (!r.is_array() || r.elements.size() != 2 ||
+                !r.elements[0].is_string() || r.elements[0].str != "pending" ||
+                !r.elements[1].is_string()) {
+              continue;
+            }
+            const absl::optional<absl::Time> expires_at =
+                DecodeTime(r.elements[1].str);
+            if (expires_at.has_value() && *expires_at > now) ++pending;
+          }
+        } while (cursor != "0");
+        return absl::OkStatus();
+      }));
+  return pending;
+}
+
 absl::Status RedisChallengeStore::Ping() {
   // Every master must answer (a cluster serves each key from one of them).
   SCEPCA_RETURN_IF_ERROR(backend_->ForEachMaster(

@@ -189,6 +189,13 @@ class RedisChallengeStore final : public ChallengeStore {
   std::string RecordKeyForTesting(absl::string_view id) const {
     return RecordKey(id);
   }
+  // Counts the pending, unexpired (one-time) challenges in the whole
+  // deployment: SCAN over every master, HMGET of each record, pipelined in
+  // batches of 1,000. O(records): for a periodic gauge (see
+  // redis_outstanding_counter.h), never on a request's path. Approximate
+  // while slots migrate or records change under it.
+  absl::StatusOr<int64_t> CountPending(absl::Time now);
+
   // The backend (also for the audit stream, which shares its connections)
   // and the replication state (for tests).
   RedisBackend& backend() { return *backend_; }

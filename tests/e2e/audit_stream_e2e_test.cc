@@ -83,6 +83,30 @@ TEST(AuditStreamE2eTest, TwoInstancesWriteOneTrail) {
   EXPECT_THAT(file, Not(HasSubstr(challenge)));
 }
 
+TEST(RedisStatsE2eTest, OutstandingChallengesAreCountedOnRedis) {
+  SCEPCA_SKIP_WITHOUT_REDIS_SERVER();
+  auto redis = RedisServer::Start();
+  ASSERT_THAT(redis, IsOk());
+  AuthorityProcess a;
+  ASSERT_THAT(a.Start({"--store", (*redis)->tcp_url(),
+                       "--outstanding-count-interval", "200ms"}),
+              IsOk());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(RunChallengectl(a.address(),
+                              {"issue", "--device", absl::StrCat("d", i)})
+                  .exit_code,
+              0);
+  }
+  std::string out;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        out = RunChallengectl(a.address(), {"stats"}).out;
+        return absl::StrContains(out, "outstanding:  3\n");
+      },
+      absl::Seconds(10)))
+      << out;
+}
+
 TEST(AuditStreamE2eTest, NeedsARedisStore) {
   CommandResult r =
       *RunCommand({BinaryPath("service/challenge-authority"), "--listen",
