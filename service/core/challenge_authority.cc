@@ -273,10 +273,8 @@ absl::Status ChallengeAuthority::CheckIssueRequest(
   return absl::OkStatus();
 }
 
-absl::Status ChallengeAuthority::CheckNotRevokedWhileIssuing(
-    const ChallengeRecord& record, absl::Time now) {
-  SCEPCA_ASSIGN_OR_RETURN(absl::Time revoked_before,
-                          RevokedBefore(record.device_id, record.user_id, now));
+absl::Status ChallengeAuthority::RevokeIfRevokedWhileIssuing(
+    const ChallengeRecord& record, absl::Time revoked_before, absl::Time now) {
   if (revoked_before < record.created_at) return absl::OkStatus();
   // The revocation may have missed this record (it raced the index write):
   // revoke it here so no pending record predates its subject's revocation.
@@ -420,14 +418,14 @@ absl::StatusOr<IssueResult> ChallengeAuthority::Issue(
   record.forget_at = record.expires_at + options_.expired_retention;
 
   std::string challenge;
-  absl::Status inserted = absl::UnknownError("not attempted");
+  absl::StatusOr<absl::Time> inserted = absl::UnknownError("not attempted");
   for (int attempt = 0; attempt < kIssueAttempts; ++attempt) {
     SCEPCA_ASSIGN_OR_RETURN(challenge, GenerateOneTimeChallenge());
     record.id = ChallengeIdOf(challenge);
-    inserted = store_->Insert(record, now);
-    if (!absl::IsAlreadyExists(inserted)) break;
+    inserted = store_->InsertAndReadRevokedBefore(record, now);
+    if (!absl::IsAlreadyExists(inserted.status())) break;
   }
-  SCEPCA_RETURN_IF_ERROR(inserted);
+  SCEPCA_RETURN_IF_ERROR(inserted.status());
 
   IssueResult result;
   result.challenge = std::move(challenge);
@@ -444,7 +442,7 @@ absl::StatusOr<IssueResult> ChallengeAuthority::Issue(
       return **std::move(replay);
     }
   }
-  SCEPCA_RETURN_IF_ERROR(CheckNotRevokedWhileIssuing(record, now));
+  SCEPCA_RETURN_IF_ERROR(RevokeIfRevokedWhileIssuing(record, *inserted, now));
   return result;
 }
 

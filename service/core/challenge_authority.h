@@ -211,8 +211,10 @@ class ChallengeAuthority {
                                            absl::string_view user_id,
                                            absl::Time now);
   // Revokes `record` and returns kAborted if a revocation of its device or
-  // user happened at or after its creation.
-  absl::Status CheckNotRevokedWhileIssuing(const ChallengeRecord& record,
+  // user (the newest at `revoked_before`, read after the record was stored)
+  // happened at or after its creation.
+  absl::Status RevokeIfRevokedWhileIssuing(const ChallengeRecord& record,
+                                           absl::Time revoked_before,
                                            absl::Time now);
 
   const AuthorityOptions options_;

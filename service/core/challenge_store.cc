@@ -6,6 +6,12 @@
 
 namespace scepca {
 
+absl::StatusOr<absl::Time> ChallengeStore::InsertAndReadRevokedBefore(
+    const ChallengeRecord& record, absl::Time now) {
+  SCEPCA_RETURN_IF_ERROR(Insert(record, now));
+  return RevokedBeforeEither(record.device_id, record.user_id, now);
+}
+
 absl::StatusOr<absl::Time> ChallengeStore::RevokedBeforeEither(
     absl::string_view device_id, absl::string_view user_id, absl::Time now) {
   SCEPCA_ASSIGN_OR_RETURN(absl::Time device,

@@ -48,6 +48,14 @@ class ChallengeStore {
   virtual absl::Status Insert(const ChallengeRecord& record,
                               absl::Time now) = 0;
 
+  // Insert(), then reads the newest "revoked before" marker of the record's
+  // device and user (as RevokedBeforeEither()) after the record is stored
+  // and indexed, so that an Insert racing a RevokeSubject either is revoked
+  // by it or sees its marker. A store may do all of it in one round trip;
+  // by default it calls the two.
+  virtual absl::StatusOr<absl::Time> InsertAndReadRevokedBefore(
+      const ChallengeRecord& record, absl::Time now);
+
   // Returns the record with `id` in whatever state it is, or kNotFound.
   virtual absl::StatusOr<ChallengeRecord> Get(absl::string_view id,
                                               absl::Time now) = 0;

@@ -1029,6 +1029,113 @@ absl::Status RedisChallengeStore::Insert(const ChallengeRecord& record,
   return absl::OkStatus();
 }
 
+absl::StatusOr<absl::Time> RedisChallengeStore::InsertAndReadRevokedBefore(
+    const ChallengeRecord& record, absl::Time now) {
+  if (!IsStoreId(record.id)) {
+    return absl::InvalidArgumentError(
+        "challenge id must be 1-128 lower-case hex characters, optionally "
+        "after an 's'");
+  }
+  // Every key the steps touch, in the order they must run.
+  struct Step {
+    std::string key;
+    const LuaScript* script;  // Null: an HMGET of a marker.
+    RedisArgs args;
+  };
+  const std::string now_text = EncodeTime(now);
+  const std::string forget_text = EncodeTime(record.forget_at);
+  std::vector<Step> steps;
+  for (SubjectType type : {SubjectType::kDevice, SubjectType::kUser}) {
+    const std::string& subject = SubjectOf(record, type);
+    if (subject.empty()) continue;
+    steps.push_back({IndexKey(type, subject),
+                     &IndexScript(),
+                     {now_text, forget_text, record.id}});
+  }
+  const std::vector<std::string> fields = RecordFields(record);
+  RedisArgs insert_args = {now_text, forget_text};
+  insert_args.insert(insert_args.end(), fields.begin(), fields.end());
+  const size_t insert_step = steps.size();
+  steps.push_back({RecordKey(record.id), &InsertScript(), insert_args});
+  const size_t first_marker = steps.size();
+  for (SubjectType type : {SubjectType::kDevice, SubjectType::kUser}) {
+    const std::string& subject = SubjectOf(record, type);
+    if (subject.empty()) continue;
+    steps.push_back({MarkerKey(type, subject), nullptr, {}});
+  }
+  std::vector<std::string> keys;
+  for (const Step& step : steps) keys.push_back(step.key);
+  if (backend_->GroupByNode(keys).size() != 1) {
+    // Several nodes: their order is only kept step by step.
+    SCEPCA_RETURN_IF_ERROR(Insert(record, now));
+    return RevokedBeforeEither(record.device_id, record.user_id, now);
+  }
+  // A new epoch found now starts no later than this record.
+  SCEPCA_RETURN_IF_ERROR(
+      replication_.EnsureEpoch(std::min(now, record.created_at)));
+  auto command = [&](const Step& step, bool eval) -> RedisArgs {
+    if (step.script == nullptr) return {"HMGET", step.key, "rb", "fa"};
+    return eval ? ScriptArgs("EVAL", step.script->body, step.key, step.args)
+                : ScriptArgs("EVALSHA", step.script->sha1, step.key, step.args);
+  };
+  return OnKey<absl::Time>(
+      *backend_, steps[insert_step].key,
+      [&](RedisSession& session) -> absl::StatusOr<absl::Time> {
+        std::vector<RedisArgs> commands;
+        for (const Step& step : steps) commands.push_back(command(step, false));
+        SCEPCA_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
+                                session.Pipeline(commands));
+        if (replies.size() != steps.size()) {
+          return UnexpectedReply("the insert pipeline");
+        }
+        // After a Redis restart or failover the scripts are gone: run those
+        // again with EVAL, then read the markers again (after them).
+        std::vector<size_t> again;
+        for (size_t i = 0; i < first_marker; ++i) {
+          if (IsNoScript(replies[i])) again.push_back(i);
+        }
+        if (!again.empty()) {
+          commands.clear();
+          for (size_t i : again) commands.push_back(command(steps[i], true));
+          for (size_t i = first_marker; i < steps.size(); ++i) {
+            commands.push_back(command(steps[i], false));
+          }
+          SCEPCA_ASSIGN_OR_RETURN(std::vector<RedisReply> retried,
+                                  session.Pipeline(commands));
+          if (retried.size() != commands.size()) {
+            return UnexpectedReply("the insert pipeline");
+          }
+          for (size_t j = 0; j < again.size(); ++j) {
+            replies[again[j]] = std::move(retried[j]);
+          }
+          for (size_t i = first_marker; i < steps.size(); ++i) {
+            replies[i] = std::move(retried[again.size() + i - first_marker]);
+          }
+        }
+        for (const RedisReply& reply : replies) {
+          SCEPCA_RETURN_IF_ERROR(session.CheckRedirect(reply));
+          if (reply.is_error()) {
+            return StatusFromErrorReply(session.description(), reply.str);
+          }
+        }
+        for (size_t i = 0; i < first_marker; ++i) {
+          if (!replies[i].is_integer()) {
+            return UnexpectedReply(i == insert_step ? "the insert script"
+                                                    : "the index script");
+          }
+        }
+        if (replies[insert_step].integer == 0) {
+          return absl::AlreadyExistsError("challenge id exists");
+        }
+        absl::Time newest = absl::InfinitePast();
+        for (size_t i = first_marker; i < steps.size(); ++i) {
+          SCEPCA_ASSIGN_OR_RETURN(absl::Time t, DecodeMarker(replies[i], now));
+          newest = std::max(newest, t);
+        }
+        return newest;
+      });
+}
+
 absl::StatusOr<ChallengeRecord> RedisChallengeStore::Get(absl::string_view id,
                                                          absl::Time now) {
   if (!IsStoreId(id)) return absl::NotFoundError("no such challenge");

@@ -134,6 +134,11 @@ class RedisChallengeStore final : public ChallengeStore {
   // Returns kInvalidArgument if record.id is not 1-128 lower-case hex
   // characters, kAlreadyExists if a live record has that id.
   absl::Status Insert(const ChallengeRecord& record, absl::Time now) override;
+  // On one node (a single server or Sentinel): the index entries, the record
+  // and the markers' read in one pipeline, in that order. On a cluster,
+  // whose keys live on several nodes: Insert(), then RevokedBeforeEither().
+  absl::StatusOr<absl::Time> InsertAndReadRevokedBefore(
+      const ChallengeRecord& record, absl::Time now) override;
   absl::StatusOr<ChallengeRecord> Get(absl::string_view id,
                                       absl::Time now) override;
   absl::StatusOr<ConsumeResult> Consume(absl::string_view id,

@@ -114,6 +114,34 @@ TEST_P(ChallengeStoreContractTest, RevokedBeforeEitherIsTheNewerMarker) {
               IsOkAndHolds(absl::InfinitePast()));
 }
 
+TEST_P(ChallengeStoreContractTest, InsertAndReadRevokedBeforeStoresAndReads) {
+  ChallengeRecord first =
+      MakeRecord(IdFor(60), "dev-i", "user-i", absl::Hours(1));
+  EXPECT_THAT(store_->InsertAndReadRevokedBefore(first, Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+  // Stored and indexed like Insert().
+  EXPECT_THAT(store_->Get(IdFor(60), Now()), IsOk());
+  absl::StatusOr<ChallengePage> page =
+      store_->List(SubjectType::kUser, "user-i", 10, "", Now());
+  ASSERT_THAT(page, IsOk());
+  EXPECT_THAT(page->records, SizeIs(1));
+  EXPECT_THAT(store_->InsertAndReadRevokedBefore(first, Now()),
+              StatusIs(absl::StatusCode::kAlreadyExists));
+  // A marker of either subject comes back (the newest).
+  const absl::Time revoked = Now();
+  ASSERT_THAT(store_->RevokeSubject(SubjectType::kUser, "user-i", "lost",
+                                    revoked, revoked + absl::Hours(1)),
+              IsOk());
+  ChallengeRecord second =
+      MakeRecord(IdFor(61), "dev-i", "user-i", absl::Hours(1));
+  EXPECT_THAT(store_->InsertAndReadRevokedBefore(second, Now()),
+              IsOkAndHolds(revoked));
+  ChallengeRecord no_user = MakeRecord(IdFor(62), "dev-i", "", absl::Hours(1));
+  EXPECT_THAT(store_->InsertAndReadRevokedBefore(no_user, Now()),
+              IsOkAndHolds(absl::InfinitePast()));
+  EXPECT_THAT(store_->Get(IdFor(62), Now()), IsOk());
+}
+
 TEST_P(ChallengeStoreContractTest, GetOfUnknownIdFailsNotFound) {
   EXPECT_THAT(store_->Get(IdFor(3), Now()),
               StatusIs(absl::StatusCode::kNotFound));

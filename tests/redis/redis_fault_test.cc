@@ -262,6 +262,12 @@ TEST_P(RedisFaultTest, ScriptFlushBetweenCallsIsRecovered) {
   EXPECT_THAT(store->Insert(MakeRecord(IdFor(25), "dev-s"), Now()), IsOk());
   flush();
   EXPECT_THAT(store->Revoke(IdFor(25), "r", Now()), IsOkAndHolds(true));
+  flush();
+  // Index and insert scripts pipelined with the markers' read.
+  EXPECT_THAT(
+      store->InsertAndReadRevokedBefore(MakeRecord(IdFor(26), "dev-s"), Now()),
+      IsOkAndHolds(::testing::Ge(Now() - absl::Minutes(1))));
+  EXPECT_THAT(store->Get(IdFor(26), Now()), IsOk());
 }
 
 TEST_P(RedisFaultTest, OutOfMemoryRefusesWritesAndNeverFakesAConsume) {
@@ -277,6 +283,10 @@ TEST_P(RedisFaultTest, OutOfMemoryRefusesWritesAndNeverFakesAConsume) {
   EXPECT_THAT(store->Insert(MakeRecord(IdFor(31), "dev-m"), Now()),
               StatusIs(absl::StatusCode::kResourceExhausted,
                        HasSubstr("out of memory")));
+  EXPECT_THAT(
+      store->InsertAndReadRevokedBefore(MakeRecord(IdFor(32), "dev-m"), Now()),
+      StatusIs(absl::StatusCode::kResourceExhausted,
+               HasSubstr("out of memory")));
   absl::StatusOr<ConsumeResult> consumed =
       store->Consume(IdFor(30), UseInfo{"tx", ""}, Now());
   if (consumed.ok()) {

@@ -18,6 +18,9 @@ class ForwardingChallengeStore : public ChallengeStore {
   absl::Status Insert(const ChallengeRecord& record, absl::Time now) override {
     return inner_->Insert(record, now);
   }
+  // InsertAndReadRevokedBefore() is not forwarded: the default composes this
+  // store's Insert() and RevokedBeforeEither(), so that a subclass that
+  // overrides Insert() sees every insert.
   absl::StatusOr<ChallengeRecord> Get(absl::string_view id,
                                       absl::Time now) override {
     return inner_->Get(id, now);
