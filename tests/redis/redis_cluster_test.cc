@@ -25,6 +25,7 @@
 #include "tests/core/challenge_store_contract.h"
 #include "tests/testing/redis_topology.h"
 #include "tests/testing/status_matchers.h"
+#include "tests/testing/timing.h"
 
 namespace scepca::testing {
 namespace {
@@ -79,14 +80,24 @@ ChallengeRecord MakeRecord(const std::string& id,
   return r;
 }
 
+// The WAIT timeout of the stores below that must not wait long for replicas
+// that are not there (the store's default).
+constexpr absl::Duration kShortWait = absl::Milliseconds(50);
+
+// A store with patient timeouts (tests/testing/timing.h): its consumes are
+// confirmed, and no call fails, even when a node is descheduled for a while.
+// A test that needs WAIT to give up quickly passes kShortWait.
 std::unique_ptr<RedisChallengeStore> MakeStore(
     const std::string& url, const std::string& prefix,
-    RedisDurability durability = RedisDurability::kRelaxed) {
+    RedisDurability durability = RedisDurability::kRelaxed,
+    absl::Duration wait_timeout = kPatientRedisWaitTimeout) {
   RedisStoreOptions options;
   options.url = url;
   options.prefix = prefix;
   options.pool_size = 4;
+  options.command_timeout = kPatientRedisCommandTimeout;
   options.replication.durability = durability;
+  options.replication.wait_timeout = wait_timeout;
   absl::StatusOr<std::unique_ptr<RedisChallengeStore>> store =
       RedisChallengeStore::Create(options);
   if (!store.ok()) {
@@ -326,22 +337,32 @@ TEST(RedisClusterTest, SlotMigrationDuringLoadCausesOnlyRetries) {
             absl::StrCat("127.0.0.1:", *owner));
 }
 
-// Kill a master: its replica is promoted (cluster-node-timeout 1000 ms) and
-// both stores go on by themselves; no challenge is valid twice.
+// Kill a master: its replica is promoted (cluster-node-timeout
+// kRedisFastFailoverMs) and both stores go on by themselves; no challenge is
+// valid twice.
 TEST(RedisClusterFailoverTest, MasterKilledReplicaPromotedStoresRecover) {
   SCEPCA_SKIP_WITHOUT_REDIS_SERVER();
+  RedisClusterTopologyOptions options;
+  options.node_timeout_ms = kRedisFastFailoverMs;
   absl::StatusOr<std::unique_ptr<RedisClusterTopology>> started =
-      RedisClusterTopology::Start();
+      RedisClusterTopology::Start(options);
   ASSERT_THAT(started, IsOk());
   RedisClusterTopology& t = **started;
   const std::string prefix = UniquePrefix();
-  std::unique_ptr<RedisChallengeStore> a = MakeStore(t.url(), prefix);
-  std::unique_ptr<RedisChallengeStore> b = MakeStore(t.url(), prefix);
+  // The promoted master has no replica, so every WAIT there times out:
+  // briefly, so that the load goes on.
+  std::unique_ptr<RedisChallengeStore> a =
+      MakeStore(t.url(), prefix, RedisDurability::kRelaxed, kShortWait);
+  std::unique_ptr<RedisChallengeStore> b =
+      MakeStore(t.url(), prefix, RedisDurability::kRelaxed, kShortWait);
   std::unique_ptr<RedisChallengeStore> strict =
-      MakeStore(t.url(), prefix, RedisDurability::kStrict);
+      MakeStore(t.url(), prefix, RedisDurability::kStrict, kShortWait);
+  // Consumes before the failover, each surely confirmed by the replica.
+  std::unique_ptr<RedisChallengeStore> confirming = MakeStore(t.url(), prefix);
   ASSERT_NE(a, nullptr);
   ASSERT_NE(b, nullptr);
   ASSERT_NE(strict, nullptr);
+  ASSERT_NE(confirming, nullptr);
   const std::vector<int> masters = t.MasterPorts();
   ASSERT_EQ(masters.size(), 3u);
   const int victim = masters[1];
@@ -359,11 +380,11 @@ TEST(RedisClusterFailoverTest, MasterKilledReplicaPromotedStoresRecover) {
   }
   for (size_t i = 0; i < 5; ++i) {
     absl::StatusOr<ConsumeResult> c =
-        b->Consume(on_victim[i], UseInfo{"before", ""}, Now());
+        confirming->Consume(on_victim[i], UseInfo{"before", ""}, Now());
     ASSERT_THAT(c, IsOk());
     ASSERT_EQ(c->outcome, ConsumeResult::Outcome::kConsumed);
   }
-  EXPECT_EQ(b->replication().unconfirmed(), 0);
+  EXPECT_EQ(confirming->replication().unconfirmed(), 0);
 
   ConsumeLoad load({a.get(), b.get()}, 2);
   ASSERT_TRUE(load.WaitForProgress(20, absl::Seconds(10)))

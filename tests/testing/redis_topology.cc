@@ -78,7 +78,7 @@ std::string InfoField(const std::string& info, const std::string& field) {
 // Sentinel.
 
 absl::StatusOr<std::unique_ptr<RedisSentinelTopology>>
-RedisSentinelTopology::Start() {
+RedisSentinelTopology::Start(const RedisSentinelTopologyOptions& options) {
   if (FindRedisServer().empty()) {
     return absl::NotFoundError("redis-server is not in PATH");
   }
@@ -86,15 +86,15 @@ RedisSentinelTopology::Start() {
   t->config_dir_ = MakeTempDir();
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   for (int i = 0; i < 3; ++i) {
-    RedisServerOptions options;
-    options.extra_args = AuthArgs();
+    RedisServerOptions node_options;
+    node_options.extra_args = AuthArgs();
     if (i > 0) {
-      options.extra_args.insert(
-          options.extra_args.end(),
+      node_options.extra_args.insert(
+          node_options.extra_args.end(),
           {"--replicaof", "127.0.0.1", absl::StrCat(t->nodes_[0]->port())});
     }
     absl::StatusOr<std::unique_ptr<RedisServer>> node =
-        RedisServer::Start(options);
+        RedisServer::Start(node_options);
     if (!node.ok()) return node.status();
     t->nodes_.push_back(*std::move(node));
   }
@@ -117,7 +117,8 @@ RedisSentinelTopology::Start() {
     std::ofstream conf(path);
     conf << "sentinel monitor " << kMasterName << " 127.0.0.1 " << master_port
          << " 2\n"
-         << "sentinel down-after-milliseconds " << kMasterName << " 1000\n"
+         << "sentinel down-after-milliseconds " << kMasterName << " "
+         << options.down_after_ms << "\n"
          << "sentinel failover-timeout " << kMasterName << " 6000\n"
          << "sentinel parallel-syncs " << kMasterName << " 1\n"
          << "sentinel auth-pass " << kMasterName << " "
@@ -125,11 +126,11 @@ RedisSentinelTopology::Start() {
          << "sentinel sentinel-pass " << kRedisTopologyPassword << "\n"
          << "requirepass " << kRedisTopologyPassword << "\n";
     conf.close();
-    RedisServerOptions options;
-    options.config_file = path;
-    options.extra_args = {"--sentinel"};
+    RedisServerOptions sentinel_options;
+    sentinel_options.config_file = path;
+    sentinel_options.extra_args = {"--sentinel"};
     absl::StatusOr<std::unique_ptr<RedisServer>> sentinel =
-        RedisServer::Start(options);
+        RedisServer::Start(sentinel_options);
     if (!sentinel.ok()) return sentinel.status();
     t->sentinels_.push_back(*std::move(sentinel));
   }

@@ -4,11 +4,15 @@
 //
 //   RedisSentinelTopology: one master, two replicas, three sentinels
 //     (redis-server --sentinel, so the redis-sentinel package is optional),
-//     quorum 2, down-after-milliseconds 1000.
+//     quorum 2, down-after-milliseconds 5000 (options).
 //   RedisClusterTopology: N masters with R replicas each; three masters or
 //     more are made with `redis-cli --cluster create ... --cluster-replicas R
 //     --cluster-yes`, fewer (which redis-cli refuses) by hand with CLUSTER
-//     ADDSLOTSRANGE and CLUSTER MEET. cluster-node-timeout 1000 ms.
+//     ADDSLOTSRANGE and CLUSTER MEET. cluster-node-timeout 5000 ms (options).
+//
+// The default failure detection times are long enough that a stall of a
+// loaded machine does not fail a master over in a test that expects no
+// failover; a test that kills a master asks for kRedisFastFailoverMs.
 //
 // Every node and sentinel requires the password kRedisTopologyPassword
 // (requirepass; masterauth; sentinel auth-pass and sentinel-pass), so the
@@ -36,6 +40,13 @@ namespace scepca::testing {
 
 inline constexpr char kRedisTopologyPassword[] = "topology-pw";
 
+// Failure detection time (Sentinel's down-after-milliseconds, Cluster's
+// cluster-node-timeout) for tests that kill a master and wait for the
+// failover: short, but not so short that a process starved of CPU for a
+// second on a loaded machine (seen with 1000 ms: a sentinel that did not
+// hear from the just promoted master) makes a second, spurious failover.
+inline constexpr int kRedisFastFailoverMs = 3000;
+
 // Runs one command on 127.0.0.1:`port` with AUTH kRedisTopologyPassword, on a
 // fresh connection (2 s timeouts). Error replies are returned as replies.
 absl::StatusOr<RedisReply> AdminCommand(int port,
@@ -44,6 +55,11 @@ absl::StatusOr<RedisReply> AdminCommand(int port,
 // Returns `field` of an INFO reply ("role" -> "master"), or "".
 std::string InfoField(const std::string& info, const std::string& field);
 
+struct RedisSentinelTopologyOptions {
+  // Sentinel's down-after-milliseconds.
+  int down_after_ms = 5000;
+};
+
 class RedisSentinelTopology {
  public:
   static constexpr char kMasterName[] = "scepmaster";
@@ -51,7 +67,8 @@ class RedisSentinelTopology {
   // Starts the master, the replicas (waits until both are in sync) and the
   // sentinels (waits until every sentinel sees both replicas and the other
   // sentinels). Returns kUnavailable with the logs if that takes over 30 s.
-  static absl::StatusOr<std::unique_ptr<RedisSentinelTopology>> Start();
+  static absl::StatusOr<std::unique_ptr<RedisSentinelTopology>> Start(
+      const RedisSentinelTopologyOptions& options = {});
 
   RedisSentinelTopology(const RedisSentinelTopology&) = delete;
   RedisSentinelTopology& operator=(const RedisSentinelTopology&) = delete;
@@ -82,7 +99,8 @@ class RedisSentinelTopology {
 struct RedisClusterTopologyOptions {
   int masters = 3;
   int replicas_per_master = 1;
-  int node_timeout_ms = 1000;
+  // cluster-node-timeout.
+  int node_timeout_ms = 5000;
 };
 
 class RedisClusterTopology {
