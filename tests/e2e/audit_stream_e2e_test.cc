@@ -29,10 +29,12 @@ TEST(AuditStreamE2eTest, TwoInstancesWriteOneTrail) {
   const std::string dir = MakeTempDir();
   AuthorityProcess a, b;
   ASSERT_THAT(a.Start({"--store", (*redis)->tcp_url(), "--audit-redis-stream",
-                       "--audit-log", dir + "/a.log"}),
+                       "--audit-log", dir + "/a.log", "--redis-command-timeout",
+                       "10s"}),
               IsOk());
   ASSERT_THAT(b.Start({"--store", (*redis)->tcp_url(), "--audit-redis-stream",
-                       "--audit-redis-maxlen", "1000"}),
+                       "--audit-redis-maxlen", "1000",
+                       "--redis-command-timeout", "10s"}),
               IsOk());
   CommandResult issued =
       RunChallengectl(a.address(), {"issue", "--device", "dev-audit-stream"});
@@ -88,9 +90,10 @@ TEST(RedisStatsE2eTest, OutstandingChallengesAreCountedOnRedis) {
   auto redis = RedisServer::Start();
   ASSERT_THAT(redis, IsOk());
   AuthorityProcess a;
-  ASSERT_THAT(a.Start({"--store", (*redis)->tcp_url(),
-                       "--outstanding-count-interval", "200ms"}),
-              IsOk());
+  ASSERT_THAT(
+      a.Start({"--store", (*redis)->tcp_url(), "--outstanding-count-interval",
+               "200ms", "--redis-command-timeout", "10s"}),
+      IsOk());
   for (int i = 0; i < 3; ++i) {
     ASSERT_EQ(RunChallengectl(a.address(),
                               {"issue", "--device", absl::StrCat("d", i)})

@@ -25,8 +25,11 @@ using ::testing::HasSubstr;
 // validate, the list and the stats say.
 void RoundTrip(const std::string& url, const std::string& scheme) {
   AuthorityProcess a, b;
-  ASSERT_THAT(a.Start({"--store", url}), IsOk());
-  ASSERT_THAT(b.Start({"--store", url}), IsOk());
+  // Not a test of timeouts: generous ones, for loaded or sanitized runs.
+  const std::vector<std::string> flags = {"--store", url,
+                                          "--redis-command-timeout", "10s"};
+  ASSERT_THAT(a.Start(flags), IsOk());
+  ASSERT_THAT(b.Start(flags), IsOk());
   std::vector<std::string> challenges;
   for (int i = 0; i < 20; ++i) {
     CommandResult issued = RunChallengectl(

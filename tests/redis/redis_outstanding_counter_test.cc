@@ -45,6 +45,8 @@ class RedisOutstandingCounterTest : public ::testing::Test {
     RedisStoreOptions options;
     options.url = server_->tcp_url();
     options.prefix = prefix;
+    // Generous, so that a loaded (or sanitized) run does not fail a count.
+    options.command_timeout = absl::Seconds(10);
     auto store = RedisChallengeStore::Create(options);
     EXPECT_THAT(store, IsOk());
     return store.ok() ? *std::move(store) : nullptr;
