@@ -12,8 +12,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 
@@ -33,6 +36,33 @@ std::vector<char*> ArgvPointers(const std::vector<std::string>& argv) {
   return out;
 }
 
+// The directories MakeTempDir() made in this process, removed when it exits
+// (unless SCEPCA_KEEP_TEST_DIRS is set, to look at them after a failure).
+struct TempDirs {
+  std::mutex mu;
+  std::vector<std::string> paths;
+  pid_t owner = getpid();
+};
+
+TempDirs& Registry() {
+  static TempDirs* const dirs = [] {
+    auto* d = new TempDirs();
+    std::atexit([] {
+      TempDirs& r = Registry();
+      // Only the process that made them (a forked child never gets here:
+      // it execs or _exits), and not when asked to keep them.
+      if (getpid() != r.owner || std::getenv("SCEPCA_KEEP_TEST_DIRS")) return;
+      std::lock_guard<std::mutex> lock(r.mu);
+      for (const std::string& path : r.paths) {
+        std::error_code ignored;
+        std::filesystem::remove_all(path, ignored);
+      }
+    });
+    return d;
+  }();
+  return *dirs;
+}
+
 }  // namespace
 
 std::string BinaryPath(const std::string& relative) {
@@ -48,6 +78,9 @@ std::string MakeTempDir() {
     std::perror("mkdtemp");
     std::abort();
   }
+  TempDirs& dirs = Registry();
+  std::lock_guard<std::mutex> lock(dirs.mu);
+  dirs.paths.push_back(tmpl);
   return tmpl;
 }
 

@@ -20,6 +20,8 @@ namespace scepca::testing {
 std::string BinaryPath(const std::string& relative);
 
 // Makes a fresh private temporary directory; never fails silently (aborts).
+// It is removed with its contents when the process exits normally, unless
+// $SCEPCA_KEEP_TEST_DIRS is set.
 std::string MakeTempDir();
 
 // Returns a TCP port on 127.0.0.1 that was free a moment ago.
