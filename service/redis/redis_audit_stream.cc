@@ -107,10 +107,7 @@ absl::Status RedisAuditStream::Write(const std::vector<Command>& batch) {
         SCEPCA_ASSIGN_OR_RETURN(std::vector<RedisReply> replies,
                                 session.Pipeline(commands));
         for (const RedisReply& reply : replies) {
-          SCEPCA_RETURN_IF_ERROR(session.CheckRedirect(reply));
-          if (reply.is_error()) {
-            return StatusFromErrorReply(session.description(), reply.str);
-          }
+          SCEPCA_RETURN_IF_ERROR(session.ReplyStatus(reply));
         }
         return absl::OkStatus();
       });

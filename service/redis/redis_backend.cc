@@ -123,6 +123,14 @@ RedisSession::RedisSession(RedisConnection* connection, std::string node,
       mode_(mode),
       asking_(asking) {}
 
+absl::Status RedisSession::ReplyStatus(const RedisReply& reply) const {
+  if (!reply.is_error()) return absl::OkStatus();
+  if (absl::Status redirect = CheckRedirect(reply); !redirect.ok()) {
+    return redirect;
+  }
+  return StatusFromErrorReply(description(), reply.str);
+}
+
 absl::Status RedisSession::CheckRedirect(const RedisReply& reply) const {
   if (!reply.is_error() || mode_ == Mode::kSingleNode) return absl::OkStatus();
   absl::optional<RedisRedirect> redirect = ParseRedirect(
@@ -274,6 +282,24 @@ std::vector<std::vector<size_t>> RedisSingleNodeBackend::GroupByNode(
   std::vector<size_t> all(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) all[i] = i;
   return {std::move(all)};
+}
+
+absl::StatusOr<RedisReply> KeyCommand(RedisBackend& backend,
+                                      absl::string_view key,
+                                      const RedisArgs& args) {
+  absl::StatusOr<RedisReply> result = absl::InternalError("Redis call not run");
+  absl::Status status =
+      backend.WithNode(key, [&](RedisSession& session) -> absl::Status {
+        result = session.Command(args);
+        if (result.ok()) {
+          if (absl::Status error = session.ReplyStatus(*result); !error.ok()) {
+            result = std::move(error);
+          }
+        }
+        return result.status();
+      });
+  if (!status.ok()) return status;
+  return result;
 }
 
 }  // namespace scepca

@@ -106,6 +106,10 @@ class RedisSession {
 
   // Returns the redirection status for `reply` if it is one, else OK.
   absl::Status CheckRedirect(const RedisReply& reply) const;
+  // Returns OK for a reply that is not an error; else the redirection, or
+  // the Status of the error reply (StatusFromErrorReply()). For the replies
+  // of Pipeline().
+  absl::Status ReplyStatus(const RedisReply& reply) const;
 
  private:
   RedisConnection* const connection_;
@@ -197,6 +201,12 @@ class RedisSingleNodeBackend final : public RedisBackend {
  private:
   std::unique_ptr<RedisConnectionPool> pool_;
 };
+
+// Runs one command on the node serving `key` (RedisBackend::WithNode());
+// an error reply becomes its Status.
+absl::StatusOr<RedisReply> KeyCommand(RedisBackend& backend,
+                                      absl::string_view key,
+                                      const RedisArgs& args);
 
 }  // namespace scepca
 

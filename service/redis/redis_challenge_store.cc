@@ -315,16 +315,6 @@ absl::StatusOr<T> OnKey(RedisBackend& backend, absl::string_view key, F fn) {
   return result;
 }
 
-// Runs one command on the node serving `key`; an error reply becomes its
-// Status.
-absl::StatusOr<RedisReply> KeyCommand(RedisBackend& backend,
-                                      absl::string_view key,
-                                      const RedisArgs& args) {
-  return OnKey<RedisReply>(backend, key, [&](RedisSession& session) {
-    return CheckReply(session, session.Command(args));
-  });
-}
-
 bool IsNoScript(const RedisReply& reply) {
   return reply.is_error() && absl::StartsWith(reply.str, "NOSCRIPT");
 }
@@ -1113,10 +1103,7 @@ absl::StatusOr<absl::Time> RedisChallengeStore::InsertAndReadRevokedBefore(
           }
         }
         for (const RedisReply& reply : replies) {
-          SCEPCA_RETURN_IF_ERROR(session.CheckRedirect(reply));
-          if (reply.is_error()) {
-            return StatusFromErrorReply(session.description(), reply.str);
-          }
+          SCEPCA_RETURN_IF_ERROR(session.ReplyStatus(reply));
         }
         for (size_t i = 0; i < first_marker; ++i) {
           if (!replies[i].is_integer()) {
@@ -1179,10 +1166,7 @@ absl::StatusOr<ConsumeResult> RedisChallengeStore::Consume(absl::string_view id,
         }
         if (replies.size() != 2) return UnexpectedReply("the consume script");
         for (const RedisReply& reply : replies) {
-          SCEPCA_RETURN_IF_ERROR(session.CheckRedirect(reply));
-          if (reply.is_error()) {
-            return StatusFromErrorReply(session.description(), reply.str);
-          }
+          SCEPCA_RETURN_IF_ERROR(session.ReplyStatus(reply));
         }
         if (!replies[0].is_integer()) {
           return UnexpectedReply("the consume script");

@@ -11,24 +11,6 @@
 #include "service/redis/redis_connection.h"
 
 namespace scepca {
-namespace {
-
-// One command on the node serving `key`; an error reply becomes a Status.
-absl::StatusOr<RedisReply> OnNode(RedisBackend& backend, absl::string_view key,
-                                  const RedisArgs& args) {
-  absl::StatusOr<RedisReply> result = absl::InternalError("not run");
-  SCEPCA_RETURN_IF_ERROR(
-      backend.WithNode(key, [&](RedisSession& session) -> absl::Status {
-        result = session.Command(args);
-        if (result.ok() && result->is_error()) {
-          result = StatusFromErrorReply(session.description(), result->str);
-        }
-        return result.status();
-      }));
-  return result;
-}
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<RedisOutstandingCounter>>
 RedisOutstandingCounter::Start(RedisChallengeStore* store,
@@ -65,15 +47,16 @@ absl::Status RedisOutstandingCounter::Tick() {
   RedisBackend& backend = store_->backend();
   const std::string interval_ms =
       absl::StrCat(std::max<int64_t>(1, absl::ToInt64Milliseconds(interval_)));
-  SCEPCA_ASSIGN_OR_RETURN(RedisReply lease, OnNode(backend, lease_key_,
-                                                   {"SET", lease_key_, "1",
-                                                    "NX", "PX", interval_ms}));
+  SCEPCA_ASSIGN_OR_RETURN(
+      RedisReply lease,
+      KeyCommand(backend, lease_key_,
+                 {"SET", lease_key_, "1", "NX", "PX", interval_ms}));
   if (lease.is_status("OK")) {
     const absl::Time now = absl::Now();
     absl::StatusOr<int64_t> pending = store_->CountPending(now);
     if (!pending.ok()) {
       // Let another instance try at once rather than after the interval.
-      OnNode(backend, lease_key_, {"DEL", lease_key_}).IgnoreError();
+      KeyCommand(backend, lease_key_, {"DEL", lease_key_}).IgnoreError();
       return pending.status();
     }
     ++counts_;
@@ -82,11 +65,13 @@ absl::Status RedisOutstandingCounter::Tick() {
     const std::string keep_ms = absl::StrCat(
         std::max<int64_t>(1, 3 * absl::ToInt64Milliseconds(interval_)));
     SCEPCA_RETURN_IF_ERROR(
-        OnNode(backend, result_key_, {"SET", result_key_, value, "PX", keep_ms})
+        KeyCommand(backend, result_key_,
+                   {"SET", result_key_, value, "PX", keep_ms})
             .status());
   }
-  SCEPCA_ASSIGN_OR_RETURN(RedisReply published,
-                          OnNode(backend, result_key_, {"GET", result_key_}));
+  SCEPCA_ASSIGN_OR_RETURN(
+      RedisReply published,
+      KeyCommand(backend, result_key_, {"GET", result_key_}));
   if (!published.is_string()) return absl::OkStatus();  // None yet.
   std::vector<absl::string_view> parts =
       absl::StrSplit(published.str, ' ', absl::SkipEmpty());

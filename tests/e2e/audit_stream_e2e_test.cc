@@ -4,6 +4,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -116,6 +117,24 @@ TEST(AuditStreamE2eTest, NeedsARedisStore) {
                    "127.0.0.1:0", "--audit-redis-stream"});
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_THAT(r.err, HasSubstr("--audit-redis-stream needs a Redis"));
+}
+
+TEST(AuditStreamE2eTest, BadValuesAreRefusedNamingTheFlag) {
+  // The store does not connect at start: no Redis is needed to refuse these.
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--audit-redis-stream", "--audit-redis-maxlen", "0"},
+       "--audit-redis-stream"},
+      {{"--outstanding-count-interval", "50ms"},
+       "--outstanding-count-interval"}};
+  for (const auto& [flags, named] : cases) {
+    std::vector<std::string> argv = {BinaryPath("service/challenge-authority"),
+                                     "--listen", "127.0.0.1:0", "--store",
+                                     "redis://127.0.0.1:1"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    CommandResult r = *RunCommand(argv);
+    EXPECT_EQ(r.exit_code, 2) << named;
+    EXPECT_THAT(r.err, HasSubstr(named));
+  }
 }
 
 }  // namespace
